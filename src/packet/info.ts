@@ -77,7 +77,9 @@ export const PARSE_TRUNC_L4 = 7;
 export const PARSE_BAD_EXTHDR = 8;
 export const PARSE_TRUNC_ARP = 9;
 export const PARSE_NOT_IP = 10;
+/** L4 header present but inconsistent (TCP data offset < 5 words or past the packet end). */
+export const PARSE_BAD_L4 = 11;
 export const PARSE_REASON_NAMES = [
   'ok', 'truncated-ethernet', 'truncated-vlan', 'bad-ip-version', 'truncated-ip', 'bad-ihl',
-  'bad-ip-length', 'truncated-l4', 'bad-ipv6-exthdr', 'truncated-arp', 'not-ip',
+  'bad-ip-length', 'truncated-l4', 'bad-ipv6-exthdr', 'truncated-arp', 'not-ip', 'bad-l4-header',
 ] as const;

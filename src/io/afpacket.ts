@@ -1,0 +1,498 @@
+/**
+ * AF_PACKET (SOCK_RAW) backend: batches of frames in and out with one
+ * recvmmsg/sendmmsg per up to `batchSize` frames, through koffi.
+ *
+ * Memory: the kernel reads and writes the batch's own arena (`FrameBatch.buf`)
+ * directly. A JS ArrayBuffer's backing store never moves, so its address (from
+ * koffi.address) stays valid for the buffer's life: no copies, no manual free,
+ * and a frame rewritten in place is sent from the slot it was received into.
+ * The per-socket kernel structures (mmsghdr[], iovec[], sockaddr_ll[], cmsg
+ * space) live in one ArrayBuffer per socket and are rewritten per call with
+ * integer stores only: nothing is allocated per frame or per batch.
+ *
+ * Sockets:
+ * - one rx socket per interface, created with protocol 0 (so it queues nothing)
+ *   and then bound with ETH_P_ALL to its ifindex: otherwise frames from every
+ *   interface could slip in between socket() and bind();
+ * - PACKET_AUXDATA gives tp_status (CSUMNOTREADY / CSUM_VALID) and the VLAN tag,
+ *   which the kernel strips from the frame when the device offloads VLANs; we put
+ *   the tag back into the frame (4 bytes of headroom) like libpcap does;
+ * - PACKET_IGNORE_OUTGOING so frames this host sends are not read back;
+ * - one unbound tx socket (protocol 0: it never receives) with
+ *   PACKET_QDISC_BYPASS; every message carries a sockaddr_ll naming the egress
+ *   ifindex, so one sendmmsg can spray frames over several interfaces. Frames
+ *   sent with the qdisc bypassed are not shown to other packet sockets (tcpdump
+ *   on the director's own interface will not see them; capture on the peer).
+ * - non-blocking: recvmmsg's own timeout only fires after a first datagram, so
+ *   waiting is done with poll() (`wait`) or libuv (`watch`).
+ */
+import koffi from 'koffi';
+import {
+  AF_PACKET, SOCK_RAW, SOCK_NONBLOCK, SOCK_CLOEXEC, ETH_P_ALL, SOL_SOCKET, SO_RCVBUF, SO_RCVBUFFORCE, SO_SNDBUF,
+  SO_SNDBUFFORCE, SOL_PACKET, PACKET_AUXDATA, PACKET_IGNORE_OUTGOING, PACKET_QDISC_BYPASS, PACKET_ADD_MEMBERSHIP,
+  PACKET_MR_PROMISC, PACKET_FANOUT, PACKET_FANOUT_HASH, PACKET_FANOUT_FLAG_DEFRAG, PACKET_STATISTICS, PACKET_OUTGOING,
+  TP_STATUS_CSUMNOTREADY, TP_STATUS_CSUM_VALID, TP_STATUS_VLAN_VALID, TP_STATUS_VLAN_TPID_VALID, MSG_DONTWAIT,
+  MSG_TRUNC, MMSGHDR_SIZE, MSG_NAME, MSG_NAMELEN, MSG_IOV, MSG_IOVLEN, MSG_CONTROL, MSG_CONTROLLEN, MSG_FLAGS,
+  MMSG_LEN, IOVEC_SIZE, SOCKADDR_LL_SIZE, CONTROL_SPACE, CMSG_HDR, POLLIN, POLLFD_SIZE, EAGAIN, EINTR,
+  check, errno, libc, put64, withNetns,
+} from './afpacket-libc.js';
+import { interfaceInfo, type InterfaceInfo } from './afpacket-netdev.js';
+import {
+  FrameBatch, HEADROOM, SLOT_FRAME_MAX, SLOT_SIZE, FRAME_CSUM_NOT_READY, FRAME_CSUM_VALID, FRAME_OUTGOING,
+  V_DROP, V_FORWARD, V_REPLY, type PacketIo,
+} from './batch.js';
+
+export interface AfPacketOptions {
+  /** Open the sockets inside this network namespace (name under /var/run/netns, or a path). */
+  netns?: string;
+  /** Frames per recvmmsg/sendmmsg call (default 64). */
+  batchSize?: number;
+  /** Receive buffer per rx socket, bytes (default 32 MiB; SO_RCVBUFFORCE, falling back to SO_RCVBUF). */
+  rcvbuf?: number;
+  /** Send buffer of the tx socket, bytes (default 4 MiB). */
+  sndbuf?: number;
+  /** PACKET_QDISC_BYPASS on the tx socket (default true). */
+  qdiscBypass?: boolean;
+  /** PACKET_IGNORE_OUTGOING on the rx sockets (default true). */
+  ignoreOutgoing?: boolean;
+  /** PACKET_AUXDATA on the rx sockets (default true). */
+  auxdata?: boolean;
+  /** Put the interfaces in promiscuous mode while open (default false). */
+  promisc?: boolean;
+  /** Join PACKET_FANOUT group `group` (hash mode, with defrag) so several processes/workers share the load. */
+  fanoutGroup?: number;
+  /** Open only a tx socket (no rx sockets): for generators and injectors. */
+  txOnly?: boolean;
+}
+
+export interface AfPacketStats {
+  /** recvmmsg calls that returned at least one frame, and frames they returned. */
+  rxCalls: number;
+  rxFrames: number;
+  /** Frames larger than a slot (GSO/GRO super-frames): dropped here. */
+  rxTruncated: number;
+  /** sendmmsg calls and frames the kernel accepted. */
+  txCalls: number;
+  txFrames: number;
+  /** Frames the kernel refused (EMSGSIZE, ENETDOWN, ...); lastTxErrno tells why. */
+  txErrors: number;
+  lastTxErrno: number;
+  lastRxErrno: number;
+  /** From PACKET_STATISTICS, accumulated: frames the kernel queued and dropped (rcvbuf full). */
+  kernelPackets: number;
+  kernelDrops: number;
+}
+
+interface SockState {
+  fd: number;
+  ifindex: number;
+  /** One ArrayBuffer per socket: mmsghdr[], iovec[], sockaddr_ll[], control[]. */
+  u8: Uint8Array;
+  u16: Uint16Array;
+  u32: Uint32Array;
+  addr: number;
+  iovOff: number;
+  nameOff: number;
+  ctlOff: number;
+  /** 32 bytes for setsockopt/getsockopt/bind arguments. */
+  scratchOff: number;
+  /** rx: the arena, first slot and entry count the iovecs currently point at (rewritten only when these change). */
+  iovBuf: Uint8Array | null;
+  iovStart: number;
+  iovCount: number;
+  /** rx: entries the kernel filled on the last call; only those need their in/out lengths reset. */
+  dirty: number;
+}
+
+const DEFAULT_BATCH = 64;
+const MAX_TX_RETRIES = 8;
+
+/** Native (stable) address of a Uint8Array's first byte; cached per buffer. */
+const addrCache = new WeakMap<Uint8Array, number>();
+function addrOf(buf: Uint8Array): number {
+  let a = addrCache.get(buf);
+  if (a === undefined) {
+    if (buf.byteLength === 0) throw new Error('AF_PACKET: batch arena is empty or detached');
+    a = Number(koffi.address(buf));
+    addrCache.set(buf, a);
+  }
+  return a;
+}
+
+function setIntOpt(fd: number, level: number, name: number, value: number, s: SockState, what: string): number {
+  s.u32[s.scratchOff >>> 2] = value >>> 0;
+  const rc = libc().setsockopt(fd, level, name, s.addr + s.scratchOff, 4);
+  if (rc < 0 && what) check(rc, what);
+  return rc;
+}
+
+function newSockState(fd: number, ifindex: number, batchSize: number, rx: boolean): SockState {
+  const iovOff = batchSize * MMSGHDR_SIZE;
+  const nameOff = iovOff + batchSize * IOVEC_SIZE;
+  // sockaddr_ll slots are 24 bytes apart so the ifindex field stays 4-byte aligned.
+  const ctlOff = nameOff + batchSize * 24;
+  const scratchOff = ctlOff + batchSize * CONTROL_SPACE;
+  const size = scratchOff + 32;
+  const ab = new ArrayBuffer(size);
+  const u8 = new Uint8Array(ab);
+  const s: SockState = {
+    fd, ifindex, u8, u16: new Uint16Array(ab), u32: new Uint32Array(ab), addr: addrOf(u8), iovOff, nameOff, ctlOff, scratchOff,
+    iovBuf: null, iovStart: 0, iovCount: 0, dirty: 0,
+  };
+  // Constant fields: every mmsghdr j points at iovec j, sockaddr_ll j and control block j.
+  for (let j = 0; j < batchSize; j++) {
+    const m = j * MMSGHDR_SIZE;
+    put64(s.u32, m + MSG_NAME, s.addr + nameOff + j * 24);
+    put64(s.u32, m + MSG_IOV, s.addr + iovOff + j * IOVEC_SIZE);
+    put64(s.u32, m + MSG_IOVLEN, 1);
+    // Only rx sockets ask for ancillary data (PACKET_AUXDATA); tx messages carry none.
+    if (rx) put64(s.u32, m + MSG_CONTROL, s.addr + ctlOff + j * CONTROL_SPACE);
+  }
+  return s;
+}
+
+export class AfPacketIo implements PacketIo {
+  /** Facts about each interface opened for receive (same order as the rx sockets). */
+  readonly interfaces: InterfaceInfo[];
+  readonly batchSize: number;
+  readonly stats: AfPacketStats = {
+    rxCalls: 0, rxFrames: 0, rxTruncated: 0, txCalls: 0, txFrames: 0, txErrors: 0, lastTxErrno: 0, lastRxErrno: 0,
+    kernelPackets: 0, kernelDrops: 0,
+  };
+  private readonly rx: SockState[] = [];
+  private readonly tx: SockState;
+  private readonly defaultIfindex: number;
+  private readonly pollfds: Uint8Array;
+  private readonly pollU32: Uint32Array;
+  private readonly pollAddr: number;
+  private readonly watchers: Array<{ stop(): void; close(): void }> = [];
+  private next = 0;
+  private closed = false;
+
+  /**
+   * Opens rx sockets on `ifnames` (one or many) and a tx socket, all in `opts.netns`.
+   * Frames leave through `batch.ifindex[i]`, or the first interface when that is 0.
+   */
+  static open(ifnames: string | string[], opts: AfPacketOptions = {}): AfPacketIo {
+    const names = typeof ifnames === 'string' ? [ifnames] : ifnames;
+    if (names.length === 0) throw new RangeError('AF_PACKET: no interface given');
+    return withNetns(opts.netns, () => new AfPacketIo(names, opts));
+  }
+
+  private constructor(names: string[], opts: AfPacketOptions) {
+    const c = libc();
+    this.batchSize = opts.batchSize ?? DEFAULT_BATCH;
+    if (!(this.batchSize >= 1 && this.batchSize <= 1024)) throw new RangeError('AF_PACKET: batchSize must be 1..1024');
+    this.interfaces = names.map((n) => interfaceInfo(n));
+    this.defaultIfindex = this.interfaces[0]!.index;
+    const created: number[] = [];
+    try {
+      const txFd = check(c.socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), 'socket(AF_PACKET)');
+      created.push(txFd);
+      this.tx = newSockState(txFd, 0, this.batchSize, false);
+      const sndbuf = opts.sndbuf ?? 4 << 20;
+      if (setIntOpt(txFd, SOL_SOCKET, SO_SNDBUFFORCE, sndbuf, this.tx, '') < 0) {
+        setIntOpt(txFd, SOL_SOCKET, SO_SNDBUF, sndbuf, this.tx, 'setsockopt(SO_SNDBUF)');
+      }
+      if (opts.qdiscBypass ?? true) setIntOpt(txFd, SOL_PACKET, PACKET_QDISC_BYPASS, 1, this.tx, 'setsockopt(PACKET_QDISC_BYPASS)');
+      if (!opts.txOnly) {
+        for (const info of this.interfaces) {
+          const fd = check(c.socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), 'socket(AF_PACKET)');
+          created.push(fd);
+          const s = newSockState(fd, info.index, this.batchSize, true);
+          const rcvbuf = opts.rcvbuf ?? 32 << 20;
+          if (setIntOpt(fd, SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf, s, '') < 0) {
+            setIntOpt(fd, SOL_SOCKET, SO_RCVBUF, rcvbuf, s, 'setsockopt(SO_RCVBUF)');
+          }
+          if (opts.auxdata ?? true) setIntOpt(fd, SOL_PACKET, PACKET_AUXDATA, 1, s, 'setsockopt(PACKET_AUXDATA)');
+          if (opts.ignoreOutgoing ?? true) setIntOpt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1, s, 'setsockopt(PACKET_IGNORE_OUTGOING)');
+          if (opts.promisc) {
+            // struct packet_mreq { int mr_ifindex; u16 mr_type; u16 mr_alen; u8 mr_address[8]; }
+            const sc = s.scratchOff;
+            s.u8.fill(0, sc, sc + 16);
+            s.u32[sc >>> 2] = info.index;
+            s.u16[(sc + 4) >>> 1] = PACKET_MR_PROMISC;
+            check(c.setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, s.addr + sc, 16), 'setsockopt(PACKET_ADD_MEMBERSHIP)');
+          }
+          // bind(sockaddr_ll{AF_PACKET, htons(ETH_P_ALL), ifindex}) starts the capture.
+          const sc = s.scratchOff;
+          s.u8.fill(0, sc, sc + SOCKADDR_LL_SIZE);
+          s.u16[sc >>> 1] = AF_PACKET;
+          s.u16[(sc + 2) >>> 1] = ((ETH_P_ALL & 0xff) << 8) | (ETH_P_ALL >>> 8);
+          s.u32[(sc + 4) >>> 2] = info.index;
+          check(c.bind(fd, s.addr + sc, SOCKADDR_LL_SIZE), `bind(${info.name})`);
+          if (opts.fanoutGroup !== undefined) {
+            const v = (opts.fanoutGroup & 0xffff) | ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16);
+            setIntOpt(fd, SOL_PACKET, PACKET_FANOUT, v, s, 'setsockopt(PACKET_FANOUT)');
+          }
+          this.rx.push(s);
+        }
+      }
+    } catch (e) {
+      for (const fd of created) c.close(fd);
+      throw e;
+    }
+    const n = Math.max(1, this.rx.length);
+    const pab = new ArrayBuffer(n * POLLFD_SIZE);
+    this.pollfds = new Uint8Array(pab);
+    this.pollU32 = new Uint32Array(pab);
+    this.pollAddr = addrOf(this.pollfds);
+  }
+
+  /** A batch suitable for this backend (any FrameBatch works; this one has `batchSize` slots). */
+  createBatch(capacity = this.batchSize): FrameBatch {
+    return new FrameBatch(capacity);
+  }
+
+  /** File descriptors of the rx sockets (for external event loops). */
+  get rxFds(): number[] {
+    return this.rx.map((s) => s.fd);
+  }
+
+  /** Receives what is queued on the rx sockets (round-robin, without blocking) into `batch`. */
+  recv(batch: FrameBatch): number {
+    batch.count = 0;
+    const nrx = this.rx.length;
+    if (nrx === 0) return 0;
+    const bufAddr = addrOf(batch.buf);
+    const first = this.next;
+    this.next = first + 1 === nrx ? 0 : first + 1;
+    for (let k = 0; k < nrx && batch.count < batch.capacity; k++) {
+      let si = first + k;
+      if (si >= nrx) si -= nrx;
+      this.recvFrom(this.rx[si]!, batch, bufAddr);
+    }
+    return batch.count;
+  }
+
+  private recvFrom(s: SockState, batch: FrameBatch, bufAddr: number): void {
+    const start = batch.count;
+    let max = batch.capacity - start;
+    if (max > this.batchSize) max = this.batchSize;
+    const u32 = s.u32;
+    // Reset only what the kernel changed last time, and re-aim the iovecs only when the batch or slot changes:
+    // an idle poll then costs one syscall and no per-entry stores.
+    let reset = s.dirty;
+    if (s.iovBuf !== batch.buf || s.iovStart !== start || s.iovCount < max) {
+      for (let j = 0; j < max; j++) {
+        const iov = s.iovOff + j * IOVEC_SIZE;
+        put64(u32, iov, bufAddr + (start + j) * SLOT_SIZE + HEADROOM);
+        u32[(iov + 8) >>> 2] = SLOT_FRAME_MAX;
+        u32[((iov + 8) >>> 2) + 1] = 0;
+      }
+      s.iovBuf = batch.buf;
+      s.iovStart = start;
+      s.iovCount = max;
+      reset = max;
+    }
+    for (let j = 0; j < reset; j++) {
+      const m = (j * MMSGHDR_SIZE) >>> 2;
+      u32[m + (MSG_NAMELEN >>> 2)] = SOCKADDR_LL_SIZE;
+      u32[m + (MSG_CONTROLLEN >>> 2)] = CONTROL_SPACE;
+      u32[m + (MSG_CONTROLLEN >>> 2) + 1] = 0;
+      u32[m + (MSG_FLAGS >>> 2)] = 0;
+    }
+    const n = libc().recvmmsg(s.fd, s.addr, max, MSG_DONTWAIT, 0);
+    s.dirty = n > 0 ? n : 0;
+    if (n <= 0) {
+      if (n < 0) {
+        const e = errno();
+        if (e !== EAGAIN && e !== EINTR) this.stats.lastRxErrno = e;
+      }
+      return;
+    }
+    this.stats.rxCalls++;
+    this.stats.rxFrames += n;
+    const buf = batch.buf;
+    const u16 = s.u16;
+    let i = start;
+    for (let j = 0; j < n; j++) {
+      const m = (j * MMSGHDR_SIZE) >>> 2;
+      let len = u32[m + (MMSG_LEN >>> 2)]!;
+      if ((u32[m + (MSG_FLAGS >>> 2)]! & MSG_TRUNC) !== 0) {
+        // Larger than a slot: a GRO/TSO super-frame. Not forwardable as is.
+        this.stats.rxTruncated++;
+        continue;
+      }
+      let off = i * SLOT_SIZE + HEADROOM;
+      if (i !== start + j) {
+        // An earlier frame of this call was dropped: move this one down so frame i sits in slot i.
+        const from = (start + j) * SLOT_SIZE + HEADROOM;
+        buf.copyWithin(off, from, from + len);
+      }
+      const name = s.nameOff + j * 24;
+      const pkttype = s.u8[name + 10]!;
+      let flags = pkttype === PACKET_OUTGOING ? FRAME_OUTGOING : 0;
+      const ctl = s.ctlOff + j * CONTROL_SPACE;
+      if (u32[m + (MSG_CONTROLLEN >>> 2)]! >= CMSG_HDR + 20 && u32[(ctl + 8) >>> 2] === SOL_PACKET &&
+          u32[(ctl + 12) >>> 2] === PACKET_AUXDATA) {
+        // struct tpacket_auxdata { u32 tp_status, tp_len, tp_snaplen; u16 tp_mac, tp_net, tp_vlan_tci, tp_vlan_tpid; }
+        const status = u32[(ctl + CMSG_HDR) >>> 2]!;
+        if ((status & TP_STATUS_CSUMNOTREADY) !== 0) flags |= FRAME_CSUM_NOT_READY;
+        else if ((status & TP_STATUS_CSUM_VALID) !== 0) flags |= FRAME_CSUM_VALID;
+        if ((status & TP_STATUS_VLAN_VALID) !== 0 && len >= 12) {
+          // The device took the 802.1Q tag out of the frame (VLAN offload): put it back in front of the EtherType.
+          const tci = u16[(ctl + CMSG_HDR + 16) >>> 1]!;
+          const tpid = (status & TP_STATUS_VLAN_TPID_VALID) !== 0 ? u16[(ctl + CMSG_HDR + 18) >>> 1]! : 0x8100;
+          buf.copyWithin(off - 4, off, off + 12);
+          off -= 4;
+          len += 4;
+          buf[off + 12] = tpid >>> 8;
+          buf[off + 13] = tpid & 0xff;
+          buf[off + 14] = tci >>> 8;
+          buf[off + 15] = tci & 0xff;
+        }
+      }
+      batch.off[i] = off;
+      batch.len[i] = len;
+      batch.flags[i] = flags;
+      batch.ifindex[i] = u32[(name + 4) >>> 2]!;
+      batch.verdict[i] = V_DROP;
+      batch.reason[i] = 0;
+      batch.tsUs[i] = 0;
+      i++;
+    }
+    batch.count = i;
+  }
+
+  /**
+   * Sends every frame i < batch.count whose verdict is V_FORWARD or V_REPLY, out of
+   * interface batch.ifindex[i] (0 = the first interface). Frames the kernel refuses
+   * are counted in stats.txErrors and skipped. Returns the frames sent.
+   */
+  send(batch: FrameBatch): number {
+    const bufAddr = addrOf(batch.buf);
+    const verdict = batch.verdict;
+    const t = this.tx;
+    const u32 = t.u32;
+    const u8 = t.u8;
+    const buf = batch.buf;
+    let sent = 0;
+    let j = 0;
+    for (let i = 0; i < batch.count; i++) {
+      const v = verdict[i];
+      if (v !== V_FORWARD && v !== V_REPLY) continue;
+      const off = batch.off[i]!;
+      const iov = t.iovOff + j * IOVEC_SIZE;
+      put64(u32, iov, bufAddr + off);
+      u32[(iov + 8) >>> 2] = batch.len[i]!;
+      u32[((iov + 8) >>> 2) + 1] = 0;
+      // sockaddr_ll: AF_PACKET, the frame's own EtherType as sll_protocol (both network order), egress ifindex.
+      const name = t.nameOff + j * 24;
+      u32[name >>> 2] = AF_PACKET | (buf[off + 12]! << 16) | (buf[off + 13]! << 24);
+      const ifx = batch.ifindex[i]!;
+      u32[(name + 4) >>> 2] = ifx === 0 ? this.defaultIfindex : ifx;
+      u32[(name + 8) >>> 2] = 0;
+      u8[name + 11] = 0;
+      const m = (j * MMSGHDR_SIZE) >>> 2;
+      u32[m + (MSG_NAMELEN >>> 2)] = SOCKADDR_LL_SIZE;
+      u32[m + (MSG_FLAGS >>> 2)] = 0;
+      if (++j === this.batchSize) {
+        sent += this.flush(j);
+        j = 0;
+      }
+    }
+    if (j > 0) sent += this.flush(j);
+    return sent;
+  }
+
+  private flush(n: number): number {
+    const t = this.tx;
+    const c = libc();
+    let k = 0;
+    let sent = 0;
+    let retries = 0;
+    while (k < n) {
+      const r = c.sendmmsg(t.fd, t.addr + k * MMSGHDR_SIZE, n - k, MSG_DONTWAIT);
+      if (r > 0) {
+        this.stats.txCalls++;
+        k += r;
+        sent += r;
+        continue;
+      }
+      const e = errno();
+      if ((e === EAGAIN || e === EINTR) && retries < MAX_TX_RETRIES) {
+        // Send buffer full (only without qdisc bypass): wait a little for it to drain.
+        retries++;
+        this.waitWritable(1);
+        continue;
+      }
+      // The kernel refused message k (too big for the MTU, interface down, ...): skip it.
+      this.stats.txErrors++;
+      this.stats.lastTxErrno = e;
+      k++;
+    }
+    this.stats.txFrames += sent;
+    return sent;
+  }
+
+  private waitWritable(ms: number): void {
+    // struct pollfd { int fd; short events; short revents; } with POLLOUT = 4.
+    this.pollU32[0] = this.tx.fd;
+    this.pollU32[1] = 4;
+    libc().poll(this.pollAddr, 1, ms);
+  }
+
+  /**
+   * Blocks up to `timeoutMs` (0 = just check, -1 = forever) until a frame is queued
+   * on an rx socket. Blocking poll(): use it in a worker thread, or use `watch`.
+   */
+  wait(timeoutMs: number): boolean {
+    const n = this.rx.length;
+    if (n === 0) return false;
+    const p = this.pollU32;
+    for (let k = 0; k < n; k++) {
+      p[k * 2] = this.rx[k]!.fd;
+      p[k * 2 + 1] = POLLIN;
+    }
+    return libc().poll(this.pollAddr, n, timeoutMs) > 0;
+  }
+
+  /**
+   * Calls `onReadable` from the Node event loop whenever an rx socket has frames
+   * (libuv poll on the socket fds, via koffi). Returns a function that stops it.
+   */
+  watch(onReadable: () => void): () => void {
+    const handles = this.rx.map((s) => koffi.node.poll(s.fd, { readable: true }, () => onReadable()));
+    this.watchers.push(...handles);
+    return () => {
+      for (const h of handles) {
+        const idx = this.watchers.indexOf(h);
+        if (idx >= 0) {
+          this.watchers.splice(idx, 1);
+          h.stop();
+          h.close();
+        }
+      }
+    };
+  }
+
+  /** Reads (and resets) the kernel's PACKET_STATISTICS and adds them to stats. */
+  readKernelStats(): AfPacketStats {
+    const c = libc();
+    for (const s of this.rx) {
+      // struct tpacket_stats { u32 tp_packets; u32 tp_drops; } at 0, socklen_t at 8.
+      const w = s.scratchOff >>> 2;
+      s.u32[w] = 0;
+      s.u32[w + 1] = 0;
+      s.u32[w + 2] = 8;
+      if (c.getsockopt(s.fd, SOL_PACKET, PACKET_STATISTICS, s.addr + s.scratchOff, s.addr + s.scratchOff + 8) === 0) {
+        this.stats.kernelPackets += s.u32[w]!;
+        this.stats.kernelDrops += s.u32[w + 1]!;
+      }
+    }
+    return this.stats;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const h of this.watchers.splice(0)) {
+      h.stop();
+      h.close();
+    }
+    const c = libc();
+    for (const s of this.rx) c.close(s.fd);
+    c.close(this.tx.fd);
+  }
+}
