@@ -38,7 +38,6 @@ const FTPPORT = 21;
 const FTPDATA = 20;
 const TCP_SYN = 0x02;
 const TCP_RST = 0x04;
-const TCP_ACK = 0x10;
 const SCTP_INIT = 1;
 
 export interface EngineConfig {
@@ -93,6 +92,7 @@ export class Engine {
   private readonly arpOwn: boolean;
   private vip4 = new Set<number>();
   private tableVersion = -1;
+  private maxDestId = 0;
   private tx: TxQueue | null = null;
   private txCause = -1;
   private inIfindex = 0;
@@ -113,11 +113,29 @@ export class Engine {
 
   /** Rebuilds what the data plane caches from the control-plane table (between batches only). */
   refresh(): void {
-    if (this.table.version === this.tableVersion) return;
-    this.tableVersion = this.table.version;
-    const v = new Set<number>();
-    for (const s of this.table.services()) if (s.af === 4 && s.fwmark === 0) v.add(s.addr.w0);
-    this.vip4 = v;
+    if (this.table.version !== this.tableVersion) {
+      this.tableVersion = this.table.version;
+      const v = new Set<number>();
+      let maxDest = 0;
+      for (const s of this.table.services()) {
+        if (s.af === 4 && s.fwmark === 0) v.add(s.addr.w0);
+        for (const d of s.dests) if (d.id > maxDest) maxDest = d.id;
+      }
+      for (const d of this.table.trashedDests()) if (d.id > maxDest) maxDest = d.id;
+      this.vip4 = v;
+      this.maxDestId = maxDest;
+    }
+    this.xm.refresh(this.tableVersion, this.neigh.version, this.maxDestId);
+  }
+
+  /** The TxQueue of the batch being processed (generated frames go there), or null between batches. */
+  get currentTx(): TxQueue | null {
+    return this.tx;
+  }
+
+  /** Index of the input frame being processed. */
+  get currentCause(): number {
+    return this.txCause;
   }
 
   /** Control-plane work between batches: connection expiry and table housekeeping. */

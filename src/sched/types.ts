@@ -34,6 +34,12 @@ export interface SchedEnv {
   /** Kernel sysctls read by schedulers (lblc_expiration, lblcr_expiration), seconds. */
   lblcExpiration: number;
   lblcrExpiration: number;
+  /**
+   * Optional sink for the kernel's rate-limited `ip_vs_scheduler_err(svc, msg)` lines
+   * ("no destination available", wrr's "...: all destinations are overloaded").
+   * `msg` is always a constant string (no allocation); the caller formats the log line.
+   */
+  schedError?(svc: Service, msg: string): void;
 }
 
 export interface Scheduler {

@@ -1,0 +1,931 @@
+/**
+ * The connection table (ip_vs_conn.c): connections and persistence templates
+ * in struct-of-arrays form, indexed by an integer connection id.
+ *
+ * Layout (DESIGN rule 2):
+ *  - Per-connection fields live in typed arrays of fixed capacity; free ids
+ *    are kept on a free list threaded through the timer-wheel `next` array.
+ *  - One open-addressing hash (linear probing, backward-shift deletion, load
+ *    factor <= 1/2) holds ONE 24-byte record per hashed entry with everything a
+ *    probe compares: client, virtual and dest keys, the three ports, protocol,
+ *    kind bits and the id. Like the kernel, an entry is hashed by its client
+ *    side (protocol, caddr, cport) only, so the same record answers the
+ *    inbound lookup (client -> VIP) and the reply lookup (RS -> client).
+ *  - IPv4 addresses are stored inline. IPv6 conns keep a 32-bit digest inline
+ *    (used by the hash and the probe) and their full addresses in a side store
+ *    of `v6Capacity` entries, read only to confirm a digest match.
+ *  - Expiry runs from one coarse clock through a timing wheel of one-second
+ *    ticks with lazy re-queueing: refreshing a conn is one store to `expires`.
+ *
+ * Everything on the packet path (lookups, create, touch, state changes) works
+ * on numbers and typed arrays only; nothing allocates.
+ */
+import type { Dest } from '../svc/types.js';
+import { DEST_F_OVERLOAD } from '../svc/types.js';
+import {
+  CONN_F_FWD_MASK, CONN_F_HASHED, CONN_F_INACTIVE, CONN_F_MASQ, CONN_F_NOOUTPUT, CONN_F_NO_CPORT,
+  CONN_F_ONE_PACKET, CONN_F_SYNC, CONN_F_TEMPLATE, CTPL_S_ASSURED,
+} from './flags.js';
+import { stateNameOf } from './names.js';
+import { CONTROL_POSTPONE, NEW_CONN_TIMEOUT, Timeouts } from './timeouts.js';
+
+/** How the table finds the Dest object behind a dest id (also for dests in the trash). */
+export interface DestLookup {
+  destById(id: number): Dest | undefined;
+}
+
+export interface ConnTableOptions {
+  /** Maximum number of entries (connections + templates). */
+  capacity: number;
+  dests: DestLookup;
+  /** Entries that may involve an IPv6 address at the same time. Default capacity / 4. */
+  v6Capacity?: number;
+  /** Timeout tables the state machines read. Default: a fresh kernel-default store. */
+  timeouts?: Timeouts;
+  /** Hash seed (the kernel's random ip_vs_conn_rnd). Default: random. */
+  seed?: number;
+  /** Timing wheel size in one-second ticks, a power of two. Default 4096. */
+  wheelSize?: number;
+}
+
+/** Which address `getAddr` returns. */
+export const ADDR_C = 0;
+export const ADDR_V = 1;
+export const ADDR_D = 2;
+
+// Hash record: 6 uint32 words (24 bytes), everything a probe compares.
+const REC = 6;
+/** Client key: IPv4 caddr, or the IPv6 digest. */
+const R_C = 0;
+/** Virtual key: IPv4 vaddr, IPv6 digest, or (protocol 0 templates) the fwmark word. */
+const R_V = 1;
+/** Dest key: IPv4 daddr or the IPv6 digest (NAT replies compare it). */
+const R_D = 2;
+/** cport << 16 | vport. */
+const R_P = 3;
+/** dport << 16 | protocol << 8 | meta bits. */
+const R_M = 4;
+/** Connection id. */
+const R_ID = 5;
+const M_USED = 0x01;
+const M_TPL = 0x02;
+const M_NOCPORT = 0x04;
+const M_AF6 = 0x08;
+const M_MASQ = 0x10;
+/** Inbound match: protocol and USED|TPL|NOCPORT|AF6 (templates never match: TPL must be clear). */
+const IN_MASK = 0xff00 | M_USED | M_TPL | M_NOCPORT | M_AF6;
+/** Reply and template matches ignore NO_CPORT, as the kernel does. */
+const TPL_MASK = 0xff00 | M_USED | M_TPL | M_AF6;
+/** Same client key (for newest-first ordering): protocol and family. */
+const CLIENT_MASK = 0xff00 | M_AF6;
+
+/** IPv6 side store entry: caddr[4], vaddr[4], daddr[4]. */
+const V6W = 12;
+
+export class ConnTable {
+  readonly capacity: number;
+  readonly dests: DestLookup;
+  readonly timeouts: Timeouts;
+
+  // Per-connection fields. Read freely; change them only through the methods
+  // (state machines write state/flags through their own modules).
+  /** 4 or 6; 0 marks a free id. */
+  readonly af: Uint8Array;
+  /** Family of daddr (differs from af only for mixed-family tunnel dests). */
+  readonly daf: Uint8Array;
+  readonly proto: Uint8Array;
+  readonly state: Uint8Array;
+  /** For the sync daemon (cp->old_state); the table only zeroes it. */
+  readonly oldState: Uint8Array;
+  readonly flags: Uint32Array;
+  /** IPv4 addresses (host order); for IPv6 a digest: use getAddr for the words. */
+  readonly caddr: Uint32Array;
+  readonly vaddr: Uint32Array;
+  readonly daddr: Uint32Array;
+  readonly cport: Uint16Array;
+  readonly vport: Uint16Array;
+  readonly dport: Uint16Array;
+  readonly fwmark: Uint32Array;
+  readonly svcId: Int32Array;
+  readonly destId: Int32Array;
+  /** Controlling template (or control conn) id, or -1. */
+  readonly control: Int32Array;
+  /** Number of entries this one controls. */
+  readonly nControlled: Uint32Array;
+  /** Seconds; the expiry is re-armed to now + timeout on every use. */
+  readonly timeout: Uint32Array;
+  /** Clock value (seconds) at which the entry expires. */
+  readonly expires: Float64Array;
+  /** Incoming packets (the engine counts; sync and defenses read). */
+  readonly inPkts: Uint32Array;
+
+  private readonly v6Idx: Int32Array;
+  private readonly v6: Uint32Array;
+  private readonly v6Next: Int32Array;
+  private v6Free: number;
+  readonly v6Capacity: number;
+
+  private readonly slots: Uint32Array;
+  /** The record being placed by hashInsert (scratch, so inserting allocates nothing). */
+  private readonly carry = new Uint32Array(REC);
+  private readonly slotMask: number;
+  readonly hashSlots: number;
+  private readonly seed: number;
+
+  // Timing wheel: ids 0..capacity-1 are entries; capacity + b is the list head of
+  // bucket b; capacity + wheelSize is the scratch list runExpiry drains.
+  private readonly wnext: Int32Array;
+  private readonly wprev: Int32Array;
+  private readonly wheelSize: number;
+  private readonly wheelMask: number;
+  private readonly scratch: number;
+  private lastTick = -1;
+
+  private freeHead: number;
+  private highWater = 0;
+  private live = 0;
+  private noCport = 0;
+  private onFree: ((id: number) => void) | null = null;
+
+  constructor(opts: ConnTableOptions) {
+    const cap = Math.floor(opts.capacity);
+    if (!(cap >= 1 && cap <= 0x7ffffff)) throw new RangeError(`conn table capacity out of range: ${opts.capacity}`);
+    this.capacity = cap;
+    this.dests = opts.dests;
+    this.timeouts = opts.timeouts ?? new Timeouts();
+    this.af = new Uint8Array(cap);
+    this.daf = new Uint8Array(cap);
+    this.proto = new Uint8Array(cap);
+    this.state = new Uint8Array(cap);
+    this.oldState = new Uint8Array(cap);
+    this.flags = new Uint32Array(cap);
+    this.caddr = new Uint32Array(cap);
+    this.vaddr = new Uint32Array(cap);
+    this.daddr = new Uint32Array(cap);
+    this.cport = new Uint16Array(cap);
+    this.vport = new Uint16Array(cap);
+    this.dport = new Uint16Array(cap);
+    this.fwmark = new Uint32Array(cap);
+    this.svcId = new Int32Array(cap);
+    this.destId = new Int32Array(cap);
+    this.control = new Int32Array(cap);
+    this.nControlled = new Uint32Array(cap);
+    this.timeout = new Uint32Array(cap);
+    this.expires = new Float64Array(cap);
+    this.inPkts = new Uint32Array(cap);
+
+    const v6cap = Math.max(1, Math.floor(opts.v6Capacity ?? Math.max(16, cap >>> 2)));
+    this.v6Capacity = v6cap;
+    this.v6Idx = new Int32Array(cap).fill(-1);
+    this.v6 = new Uint32Array(v6cap * V6W);
+    this.v6Next = new Int32Array(v6cap);
+    for (let i = 0; i < v6cap; i++) this.v6Next[i] = i + 1 < v6cap ? i + 1 : -1;
+    this.v6Free = 0;
+
+    let n = 16;
+    while (n < cap * 2) n *= 2;
+    this.hashSlots = n;
+    this.slotMask = n - 1;
+    this.slots = new Uint32Array(n * REC);
+    this.seed = (opts.seed ?? Math.floor(Math.random() * 0x100000000)) >>> 0;
+
+    const w = opts.wheelSize ?? 4096;
+    if (!(w >= 2 && (w & (w - 1)) === 0)) throw new RangeError('wheelSize must be a power of two');
+    this.wheelSize = w;
+    this.wheelMask = w - 1;
+    this.scratch = cap + w;
+    this.wnext = new Int32Array(cap + w + 1);
+    this.wprev = new Int32Array(cap + w + 1);
+    for (let s = cap; s <= cap + w; s++) { this.wnext[s] = s; this.wprev[s] = s; }
+    // Free list threaded through wnext, ascending ids first.
+    for (let i = 0; i < cap; i++) { this.wnext[i] = i + 1 < cap ? i + 1 : -1; this.wprev[i] = -1; }
+    this.freeHead = 0;
+  }
+
+  /** Live entries (connections and templates), like the kernel's conn_count. */
+  get count(): number {
+    return this.live;
+  }
+
+  /** All typed-array bytes divided by capacity (hash, wheel and IPv6 side store included). */
+  bytesPerConn(): number {
+    const arrays: ArrayBufferView[] = [
+      this.af, this.daf, this.proto, this.state, this.oldState, this.flags, this.caddr, this.vaddr,
+      this.daddr, this.cport, this.vport, this.dport, this.fwmark, this.svcId, this.destId, this.control,
+      this.nControlled, this.timeout, this.expires, this.inPkts, this.v6Idx, this.v6, this.v6Next,
+      this.slots, this.wnext, this.wprev,
+    ];
+    let bytes = 0;
+    for (const a of arrays) bytes += a.byteLength;
+    return bytes / this.capacity;
+  }
+
+  isLive(id: number): boolean {
+    return id >= 0 && id < this.capacity && this.af[id] !== 0;
+  }
+
+  // ---------------------------------------------------------------- keys
+
+  /** A 32-bit digest of an IPv6 address (seeded; equal addresses give equal digests). */
+  private digest6(a: Uint32Array): number {
+    let h = Math.imul(this.seed ^ a[0]!, 0x9e3779b1);
+    h ^= h >>> 15;
+    h = Math.imul(h ^ a[1]!, 0x85ebca77);
+    h ^= h >>> 13;
+    h = Math.imul(h ^ a[2]!, 0xc2b2ae3d);
+    h ^= h >>> 16;
+    h = Math.imul(h ^ a[3]!, 0x27d4eb2f);
+    h ^= h >>> 15;
+    return h >>> 0;
+  }
+
+  /** Home slot of a client key (af, protocol, client key, cport): the kernel's ip_vs_conn_hashkey. */
+  private home(af: number, proto: number, ckey: number, cport: number): number {
+    let h = Math.imul(ckey ^ this.seed, 0xcc9e2d51);
+    h = (h << 15) | (h >>> 17);
+    h = Math.imul(h, 0x1b873593);
+    h ^= cport | (proto << 16) | (af << 24);
+    h ^= h >>> 16;
+    h = Math.imul(h, 0x85ebca6b);
+    h ^= h >>> 13;
+    h = Math.imul(h, 0xc2b2ae35);
+    h ^= h >>> 16;
+    return h & this.slotMask;
+  }
+
+  /** Confirms the full IPv6 words behind a digest match. `vWords` 0: skip vaddr, 1: word 0 only, 4: all. */
+  private v6Equal(id: number, caddr: Uint32Array, vaddr: Uint32Array | null, vWords: number): boolean {
+    const b = this.v6Idx[id]! * V6W;
+    const s = this.v6;
+    if (s[b] !== caddr[0] || s[b + 1] !== caddr[1] || s[b + 2] !== caddr[2] || s[b + 3] !== caddr[3]) return false;
+    if (vaddr === null || vWords === 0) return true;
+    if (s[b + 4] !== vaddr[0]) return false;
+    if (vWords === 1) return true;
+    return s[b + 5] === vaddr[1] && s[b + 6] === vaddr[2] && s[b + 7] === vaddr[3];
+  }
+
+  // ---------------------------------------------------------------- lookups
+
+  /**
+   * ip_vs_conn_in_get: the connection of a client -> virtual service packet, or -1.
+   * A NO_CPORT conn (cport not known yet) answers when nothing matches the real
+   * cport, through a second lookup with cport 0, as the kernel does.
+   */
+  lookupIn(af: number, proto: number, caddr: Uint32Array, cport: number, vaddr: Uint32Array, vport: number): number {
+    const ck = af === 4 ? caddr[0]! : this.digest6(caddr);
+    const vk = af === 4 || proto === 0 ? vaddr[0]! : this.digest6(vaddr);
+    let id = this.probeIn(af, proto, ck, cport, vk, vport, caddr, vaddr);
+    if (id < 0 && this.noCport > 0 && cport !== 0) id = this.probeIn(af, proto, ck, 0, vk, vport, caddr, vaddr);
+    return id;
+  }
+
+  private probeIn(af: number, proto: number, ck: number, cport: number, vk: number, vport: number,
+    caddr: Uint32Array, vaddr: Uint32Array): number {
+    const s = this.slots;
+    const mask = this.slotMask;
+    const ports = ((cport << 16) | vport) >>> 0;
+    // Kernel: (!p->cport) ^ (!(cp->flags & NO_CPORT)) — cport 0 only finds NO_CPORT conns and vice versa.
+    const meta = (proto << 8) | M_USED | (af === 6 ? M_AF6 : 0) | (cport === 0 ? M_NOCPORT : 0);
+    let i = this.home(af, proto, ck, cport);
+    for (;;) {
+      const b = i * REC;
+      const m = s[b + R_M]!;
+      if ((m & M_USED) === 0) return -1;
+      if (s[b + R_C] === ck && s[b + R_P] === ports && (m & IN_MASK) === meta && s[b + R_V] === vk) {
+        const id = s[b + R_ID]!;
+        if (af === 4 || this.v6Equal(id, caddr, vaddr, proto === 0 ? 1 : 4)) return id;
+      }
+      i = (i + 1) & mask;
+    }
+  }
+
+  /**
+   * ip_vs_conn_out_get: the connection a reply from daddr:dport (the packet's
+   * source) to caddr:cport (its destination, the client) belongs to, or -1.
+   * NAT conns match on their real server address:port. Like the kernel, other
+   * methods match on their virtual address:port (a reply the director sees from
+   * the VIP itself); ip_vs_out ignores such a hit for non-NAT conns.
+   * Templates never match.
+   */
+  lookupOut(af: number, proto: number, daddr: Uint32Array, dport: number, caddr: Uint32Array, cport: number): number {
+    const s = this.slots;
+    const mask = this.slotMask;
+    const ck = af === 4 ? caddr[0]! : this.digest6(caddr);
+    const dk = af === 4 ? daddr[0]! : this.digest6(daddr);
+    const meta = (proto << 8) | M_USED | (af === 6 ? M_AF6 : 0);
+    let i = this.home(af, proto, ck, cport);
+    for (;;) {
+      const b = i * REC;
+      const m = s[b + R_M]!;
+      if ((m & M_USED) === 0) return -1;
+      if (s[b + R_C] === ck && (s[b + R_P]! >>> 16) === cport && (m & TPL_MASK) === meta) {
+        if (m & M_MASQ) {
+          if ((m >>> 16) === dport && s[b + R_D] === dk) {
+            const id = s[b + R_ID]!;
+            if (af === 4 || (this.v6Equal(id, caddr, null, 0) && this.daddrEquals(id, af, daddr))) return id;
+          }
+        } else if ((s[b + R_P]! & 0xffff) === dport && s[b + R_V] === dk) {
+          const id = s[b + R_ID]!;
+          if (af === 4 || this.v6Equal(id, caddr, daddr, 4)) return id;
+        }
+      }
+      i = (i + 1) & mask;
+    }
+  }
+
+  private daddrEquals(id: number, af: number, a: Uint32Array): boolean {
+    if (af === 4) return this.daf[id] === 4 && this.daddr[id] === a[0];
+    if (this.daf[id] !== 6) return false;
+    const b = this.v6Idx[id]! * V6W + 8;
+    const s = this.v6;
+    return s[b] === a[0] && s[b + 1] === a[1] && s[b + 2] === a[2] && s[b + 3] === a[3];
+  }
+
+  /**
+   * ip_vs_ct_in_get: the persistence template with exactly this key, or -1.
+   * For fwmark templates `proto` is 0 (IPPROTO_IP) and only word 0 of vaddr
+   * (the fwmark) is compared.
+   */
+  lookupTemplate(af: number, proto: number, caddr: Uint32Array, cport: number, vaddr: Uint32Array, vport: number): number {
+    const s = this.slots;
+    const mask = this.slotMask;
+    const ck = af === 4 ? caddr[0]! : this.digest6(caddr);
+    const vk = af === 4 || proto === 0 ? vaddr[0]! : this.digest6(vaddr);
+    const ports = ((cport << 16) | vport) >>> 0;
+    const meta = (proto << 8) | M_USED | M_TPL | (af === 6 ? M_AF6 : 0);
+    let i = this.home(af, proto, ck, cport);
+    for (;;) {
+      const b = i * REC;
+      const m = s[b + R_M]!;
+      if ((m & M_USED) === 0) return -1;
+      if (s[b + R_C] === ck && s[b + R_P] === ports && (m & TPL_MASK) === meta && s[b + R_V] === vk) {
+        const id = s[b + R_ID]!;
+        if (af === 4 || this.v6Equal(id, caddr, vaddr, proto === 0 ? 1 : 4)) return id;
+      }
+      i = (i + 1) & mask;
+    }
+  }
+
+  // ---------------------------------------------------------------- hash maintenance
+
+  private recordMeta(id: number): number {
+    const f = this.flags[id]!;
+    let m = M_USED;
+    if (f & CONN_F_TEMPLATE) m |= M_TPL;
+    if (f & CONN_F_NO_CPORT) m |= M_NOCPORT;
+    if (this.af[id] === 6) m |= M_AF6;
+    if ((f & CONN_F_FWD_MASK) === CONN_F_MASQ) m |= M_MASQ;
+    return ((this.dport[id]! << 16) | (this.proto[id]! << 8) | m) >>> 0;
+  }
+
+  /** ip_vs_conn_hash. Entries with the same client key are kept newest first, like hlist_add_head. */
+  private hashInsert(id: number): void {
+    const s = this.slots;
+    const mask = this.slotMask;
+    const ck = this.caddr[id]!;
+    const cport = this.cport[id]!;
+    const client = (this.proto[id]! << 8) | (this.af[id] === 6 ? M_AF6 : 0);
+    const rec = this.carry;
+    rec[R_C] = ck;
+    rec[R_V] = this.vaddr[id]!;
+    rec[R_D] = this.daddr[id]!;
+    rec[R_P] = ((cport << 16) | this.vport[id]!) >>> 0;
+    rec[R_M] = this.recordMeta(id);
+    rec[R_ID] = id;
+    let i = this.home(this.af[id]!, this.proto[id]!, ck, cport);
+    for (;;) {
+      const b = i * REC;
+      const m = s[b + R_M]!;
+      if ((m & M_USED) === 0) {
+        s.set(rec, b);
+        break;
+      }
+      if (s[b + R_C] === ck && (s[b + R_P]! >>> 16) === cport && (m & CLIENT_MASK) === client) {
+        // Same client key: the carried (newer) record takes this place, the older one moves on.
+        for (let k = 0; k < REC; k++) {
+          const old = s[b + k]!;
+          s[b + k] = rec[k]!;
+          rec[k] = old;
+        }
+      }
+      i = (i + 1) & mask;
+    }
+    this.flags[id] = this.flags[id]! | CONN_F_HASHED;
+  }
+
+  /** ip_vs_conn_unhash: remove the record and close the gap (backward-shift deletion). */
+  private hashRemove(id: number): void {
+    const s = this.slots;
+    const mask = this.slotMask;
+    let i = this.home(this.af[id]!, this.proto[id]!, this.caddr[id]!, this.cport[id]!);
+    for (;;) {
+      const b = i * REC;
+      if ((s[b + R_M]! & M_USED) === 0) throw new Error(`conn ${id} flagged HASHED but not in the hash`);
+      if (s[b + R_ID] === id) break;
+      i = (i + 1) & mask;
+    }
+    let hole = i;
+    let j = (i + 1) & mask;
+    for (;;) {
+      const bj = j * REC;
+      const m = s[bj + R_M]!;
+      if ((m & M_USED) === 0) break;
+      const h = this.home(m & M_AF6 ? 6 : 4, (m >>> 8) & 0xff, s[bj + R_C]!, s[bj + R_P]! >>> 16);
+      // The record at j may fill the hole unless its home lies cyclically in (hole, j].
+      if (((j - h) & mask) >= ((j - hole) & mask)) {
+        s.copyWithin(hole * REC, bj, bj + REC);
+        hole = j;
+      }
+      j = (j + 1) & mask;
+    }
+    s[hole * REC + R_M] = 0;
+    this.flags[id] = this.flags[id]! & ~CONN_F_HASHED;
+  }
+
+  // ---------------------------------------------------------------- timing wheel
+
+  private wheelLink(id: number, when: number): void {
+    let tick = Math.ceil(when);
+    if (tick <= this.lastTick) tick = this.lastTick + 1;
+    const head = this.capacity + (tick & this.wheelMask);
+    const tail = this.wprev[head]!;
+    this.wnext[tail] = id;
+    this.wprev[id] = tail;
+    this.wnext[id] = head;
+    this.wprev[head] = id;
+  }
+
+  private wheelUnlink(id: number): void {
+    const p = this.wprev[id]!;
+    if (p < 0) return;
+    const n = this.wnext[id]!;
+    this.wnext[p] = n;
+    this.wprev[n] = p;
+    this.wprev[id] = -1;
+    this.wnext[id] = -1;
+  }
+
+  /** Sets the expiry; only an earlier expiry needs the entry moved (later ones are re-queued lazily). */
+  private rearm(id: number, when: number): void {
+    const old = this.expires[id]!;
+    this.expires[id] = when;
+    if (when < old) {
+      this.wheelUnlink(id);
+      this.wheelLink(id, when);
+    }
+  }
+
+  /** Re-arm the expiry: now + timeout (what ip_vs_conn_put does after each packet). */
+  touch(id: number, now: number): void {
+    this.rearm(id, now + this.timeout[id]!);
+  }
+
+  /** Set the timeout (seconds) and re-arm the expiry from now. */
+  setTimeout(id: number, seconds: number, now: number): void {
+    this.timeout[id] = seconds;
+    this.rearm(id, now + seconds);
+  }
+
+  /** Seconds left as /proc/net/ip_vs_conn prints them (truncated, never negative). */
+  remaining(id: number, now: number): number {
+    const left = this.expires[id]! - now;
+    return left <= 0 ? 0 : Math.floor(left + 1e-6);
+  }
+
+  /**
+   * Expire every entry whose time has come (call it with the engine's coarse
+   * clock, e.g. once a second or between batches). Expiry has one-second
+   * granularity: an entry due at 20.4 goes at the call with now >= 21; one due
+   * at exactly 20 goes at now >= 20. Returns the number freed.
+   * `onExpire(id)` runs just before an entry is freed, fields still intact.
+   */
+  runExpiry(now: number, onExpire?: (id: number) => void): number {
+    const to = Math.floor(now);
+    if (to <= this.lastTick) return 0;
+    let from = this.lastTick + 1;
+    if (to - from >= this.wheelSize) from = to - this.wheelSize + 1;
+    const before = this.live;
+    const prevCb = this.onFree;
+    this.onFree = onExpire ?? null;
+    const sc = this.scratch;
+    const wn = this.wnext;
+    const wp = this.wprev;
+    for (let t = from; t <= to; t++) {
+      this.lastTick = t;
+      const head = this.capacity + (t & this.wheelMask);
+      const first = wn[head]!;
+      if (first === head) continue;
+      // Move the whole bucket to the scratch list, then drain it from the front: expiring an entry
+      // may free others (its template) wherever they are queued, so never hold a `next` pointer.
+      const last = wp[head]!;
+      wn[sc] = first; wp[first] = sc;
+      wp[sc] = last; wn[last] = sc;
+      wn[head] = head; wp[head] = head;
+      while (wn[sc] !== sc) {
+        const id = wn[sc]!;
+        this.wheelUnlink(id);
+        // Entries fire at their tick, as kernel timers would have, even when the clock jumped ahead:
+        // a postponed template is re-armed from its tick and may fire again within this call.
+        if (this.expires[id]! <= t) this.expireEntry(id, t);
+        else this.wheelLink(id, this.expires[id]!);
+      }
+    }
+    this.onFree = prevCb;
+    return before - this.live;
+  }
+
+  // ---------------------------------------------------------------- create / bind
+
+  /**
+   * ip_vs_conn_new: a new entry, hashed (unless ONE_PACKET) and bound to its
+   * dest (destId -1 for none). Starts in state 0 with a 3 s timeout until the
+   * protocol's first state transition. Returns the id, or -1 when the table (or
+   * the IPv6 side store) is full: the caller counts a drop.
+   *
+   * For fwmark templates pass proto 0 and the fwmark in vaddr word 0.
+   */
+  create(af: number, proto: number, caddr: Uint32Array, cport: number, vaddr: Uint32Array, vport: number,
+    daddr: Uint32Array, dport: number, flags: number, fwmark: number, svcId: number, destId: number,
+    now: number): number {
+    const dest = destId >= 0 ? this.dests.destById(destId) : undefined;
+    const daf = dest !== undefined ? dest.addr.af : af;
+    const id = this.freeHead;
+    if (id < 0) return -1;
+    let v6i = -1;
+    if (af === 6 || daf === 6) {
+      v6i = this.v6Free;
+      if (v6i < 0) return -1;
+      this.v6Free = this.v6Next[v6i]!;
+    }
+    this.freeHead = this.wnext[id]!;
+    this.wnext[id] = -1;
+    this.wprev[id] = -1;
+    if (id >= this.highWater) this.highWater = id + 1;
+
+    this.af[id] = af;
+    this.daf[id] = daf;
+    this.proto[id] = proto;
+    this.v6Idx[id] = v6i;
+    if (v6i >= 0) {
+      const b = v6i * V6W;
+      const s = this.v6;
+      if (af === 6) {
+        s[b] = caddr[0]!; s[b + 1] = caddr[1]!; s[b + 2] = caddr[2]!; s[b + 3] = caddr[3]!;
+        // Kernel: a fwmark template (protocol 0) copies only the first word of vaddr.
+        s[b + 4] = vaddr[0]!;
+        if (proto === 0) { s[b + 5] = 0; s[b + 6] = 0; s[b + 7] = 0; } else { s[b + 5] = vaddr[1]!; s[b + 6] = vaddr[2]!; s[b + 7] = vaddr[3]!; }
+      } else {
+        s[b] = caddr[0]!; s[b + 1] = 0; s[b + 2] = 0; s[b + 3] = 0;
+        s[b + 4] = vaddr[0]!; s[b + 5] = 0; s[b + 6] = 0; s[b + 7] = 0;
+      }
+      if (daf === 6) { s[b + 8] = daddr[0]!; s[b + 9] = daddr[1]!; s[b + 10] = daddr[2]!; s[b + 11] = daddr[3]!; } else { s[b + 8] = daddr[0]!; s[b + 9] = 0; s[b + 10] = 0; s[b + 11] = 0; }
+    }
+    if (af === 6) {
+      this.caddr[id] = this.digest6(caddr);
+      this.vaddr[id] = proto === 0 ? vaddr[0]! : this.digest6(vaddr);
+    } else {
+      this.caddr[id] = caddr[0]!;
+      this.vaddr[id] = vaddr[0]!;
+    }
+    this.daddr[id] = daf === 6 ? this.digest6(daddr) : daddr[0]!;
+    this.cport[id] = cport;
+    this.vport[id] = vport;
+    this.dport[id] = dport;
+    this.flags[id] = flags & ~CONN_F_HASHED;
+    this.fwmark[id] = fwmark;
+    this.svcId[id] = svcId;
+    this.control[id] = -1;
+    this.nControlled[id] = 0;
+    this.inPkts[id] = 0;
+    this.live++;
+    if (flags & CONN_F_NO_CPORT) this.noCport++;
+
+    this.destId[id] = -1;
+    if (dest !== undefined) this.bindDest(id, dest, destId);
+
+    this.state[id] = 0;
+    this.oldState[id] = 0;
+    this.timeout[id] = NEW_CONN_TIMEOUT;
+    this.expires[id] = now + NEW_CONN_TIMEOUT;
+    this.wheelLink(id, now + NEW_CONN_TIMEOUT);
+
+    // Kernel: one-packet conns are never hashed; they live for the packet that created them.
+    if ((this.flags[id]! & CONN_F_ONE_PACKET) === 0) this.hashInsert(id);
+    return id;
+  }
+
+  /** ip_vs_bind_dest: take the dest's forwarding flags and count the entry on it. */
+  private bindDest(id: number, dest: Dest, destId: number): void {
+    dest.refcnt++;
+    const fwd = dest.fwdMethod & CONN_F_FWD_MASK;
+    // The dest's conn_flags: method | INACTIVE | NOOUTPUT unless NAT (__ip_vs_update_dest).
+    let connFlags = fwd | CONN_F_INACTIVE | (fwd !== CONN_F_MASQ ? CONN_F_NOOUTPUT : 0);
+    let f = this.flags[id]!;
+    if (f & CONN_F_SYNC) {
+      // A synced conn keeps its own activity flag and takes the method from the dest.
+      if ((f & CONN_F_TEMPLATE) === 0) connFlags &= ~CONN_F_INACTIVE;
+      f &= ~(CONN_F_FWD_MASK | CONN_F_NOOUTPUT);
+    }
+    f |= connFlags;
+    this.flags[id] = f;
+    this.destId[id] = destId;
+    if ((f & CONN_F_TEMPLATE) === 0) {
+      if (f & CONN_F_INACTIVE) dest.inactConns++;
+      else dest.activeConns++;
+    } else {
+      dest.persistConns++;
+    }
+    if (dest.uThreshold !== 0 && dest.activeConns + dest.inactConns >= dest.uThreshold) {
+      dest.flags |= DEST_F_OVERLOAD;
+    }
+  }
+
+  /** ip_vs_unbind_dest: uncount the entry and re-evaluate the overload flag. */
+  private unbindDest(id: number): void {
+    const did = this.destId[id]!;
+    if (did < 0) return;
+    const dest = this.dests.destById(did);
+    this.destId[id] = -1;
+    if (dest === undefined) return;
+    const f = this.flags[id]!;
+    if ((f & CONN_F_TEMPLATE) === 0) {
+      if (f & CONN_F_INACTIVE) dest.inactConns--;
+      else dest.activeConns--;
+    } else {
+      dest.persistConns--;
+    }
+    const total = dest.activeConns + dest.inactConns;
+    if (dest.lThreshold !== 0) {
+      if (total < dest.lThreshold) dest.flags &= ~DEST_F_OVERLOAD;
+    } else if (dest.uThreshold !== 0) {
+      // No lower threshold: clear below 3/4 of the upper one.
+      if (total * 4 < dest.uThreshold * 3) dest.flags &= ~DEST_F_OVERLOAD;
+    } else {
+      dest.flags &= ~DEST_F_OVERLOAD;
+    }
+    dest.refcnt--;
+  }
+
+  /** The Dest an entry is bound to, if any. */
+  destOf(id: number): Dest | undefined {
+    const did = this.destId[id]!;
+    return did < 0 ? undefined : this.dests.destById(did);
+  }
+
+  /**
+   * Move a connection between the dest's active and inactive counters (what
+   * the TCP/SCTP state machines do when a transition crosses the boundary).
+   */
+  setActive(id: number, active: boolean): void {
+    const f = this.flags[id]!;
+    const inactive = (f & CONN_F_INACTIVE) !== 0;
+    if (active !== inactive) return;
+    const dest = this.destOf(id);
+    if (dest === undefined) return;
+    if (active) {
+      dest.activeConns++;
+      dest.inactConns--;
+      this.flags[id] = f & ~CONN_F_INACTIVE;
+    } else {
+      dest.activeConns--;
+      dest.inactConns++;
+      this.flags[id] = f | CONN_F_INACTIVE;
+    }
+  }
+
+  // ---------------------------------------------------------------- control (templates)
+
+  /** ip_vs_control_add (templateId -1: ip_vs_control_del). */
+  setControl(connId: number, templateId: number): void {
+    const old = this.control[connId]!;
+    if (old >= 0) {
+      this.nControlled[old] = this.nControlled[old]! - 1;
+      this.control[connId] = -1;
+    }
+    if (templateId >= 0) {
+      this.control[connId] = templateId;
+      this.nControlled[templateId] = this.nControlled[templateId]! + 1;
+    }
+  }
+
+  /** ip_vs_control_assure_ct: mark the controlling template ASSURED. */
+  assureControl(id: number): void {
+    const ct = this.control[id]!;
+    if (ct >= 0 && (this.flags[ct]! & CONN_F_TEMPLATE) !== 0) this.state[ct] = this.state[ct]! | CTPL_S_ASSURED;
+  }
+
+  /**
+   * ip_vs_check_template's invalidation: rehash the template with vport and
+   * dport 0xffff and cport 0 so no lookup finds it again; it keeps its timer.
+   */
+  invalidateTemplate(id: number): void {
+    if (this.vport[id] === 0xffff) return;
+    if ((this.flags[id]! & CONN_F_HASHED) === 0) return;
+    this.hashRemove(id);
+    this.dport[id] = 0xffff;
+    this.vport[id] = 0xffff;
+    this.cport[id] = 0;
+    this.hashInsert(id);
+  }
+
+  /** ip_vs_conn_fill_cport: give a NO_CPORT conn its client port. */
+  fillCport(id: number, cport: number): void {
+    if ((this.flags[id]! & CONN_F_HASHED) === 0) return;
+    this.hashRemove(id);
+    if (this.flags[id]! & CONN_F_NO_CPORT) {
+      this.noCport--;
+      this.flags[id] = this.flags[id]! & ~CONN_F_NO_CPORT;
+      this.cport[id] = cport;
+    }
+    this.hashInsert(id);
+  }
+
+  // ---------------------------------------------------------------- expiry / removal
+
+  /**
+   * The timer handler (ip_vs_conn_expire): an entry that still controls others
+   * is kept another 60 s (and its timeout becomes 60 s); otherwise it leaves the
+   * hash, releases its controller, is uncounted from its dest and freed.
+   * Returns true when freed.
+   */
+  private expireEntry(id: number, now: number): boolean {
+    if (this.nControlled[id]! > 0) {
+      this.timeout[id] = CONTROL_POSTPONE;
+      this.expires[id] = now + CONTROL_POSTPONE;
+      this.wheelUnlink(id);
+      this.wheelLink(id, now + CONTROL_POSTPONE);
+      return false;
+    }
+    this.release(id, now);
+    return true;
+  }
+
+  private release(id: number, now: number): void {
+    if (this.onFree !== null) this.onFree(id);
+    if (this.flags[id]! & CONN_F_HASHED) this.hashRemove(id);
+    const ct = this.control[id]!;
+    if (ct >= 0) {
+      // Timeout 0 marks a deletion (flush, nodest, drop): then a controller that is no longer
+      // needed goes too, except an ASSURED template.
+      const dropping = this.timeout[id] === 0;
+      this.setControl(id, -1);
+      if (dropping && this.nControlled[ct] === 0 &&
+        ((this.flags[ct]! & CONN_F_TEMPLATE) === 0 || (this.state[ct]! & CTPL_S_ASSURED) === 0)) {
+        this.del(ct, now);
+      }
+    }
+    this.unbindDest(id);
+    if (this.flags[id]! & CONN_F_NO_CPORT) this.noCport--;
+    this.wheelUnlink(id);
+    const v6i = this.v6Idx[id]!;
+    if (v6i >= 0) {
+      this.v6Next[v6i] = this.v6Free;
+      this.v6Free = v6i;
+      this.v6Idx[id] = -1;
+    }
+    this.af[id] = 0;
+    this.flags[id] = 0;
+    this.nControlled[id] = 0;
+    this.wnext[id] = this.freeHead;
+    this.wprev[id] = -1;
+    this.freeHead = id;
+    this.live--;
+  }
+
+  /** ip_vs_conn_del: delete now; a controlled entry is marked (timeout 0) so its controller may go too. */
+  private del(id: number, now: number): void {
+    if (this.af[id] === 0) return;
+    if (this.control[id]! >= 0) this.timeout[id] = 0;
+    this.expireEntry(id, now);
+  }
+
+  /**
+   * ip_vs_conn_del, for the defenses (drop_entry): delete now; if the entry is
+   * controlled, its controller goes too once unused (unless an ASSURED
+   * template). Returns true if the entry was freed.
+   */
+  drop(id: number, now: number, onExpire?: (id: number) => void): boolean {
+    if (this.af[id] === 0) return false;
+    const prev = this.onFree;
+    if (onExpire !== undefined) this.onFree = onExpire;
+    this.del(id, now);
+    this.onFree = prev;
+    return this.af[id] === 0;
+  }
+
+  /** The entry hashed in slot `slot` (0..hashSlots-1), or -1 when empty: for random sampling. */
+  idAtSlot(slot: number): number {
+    const b = slot * REC;
+    return (this.slots[b + R_M]! & M_USED) === 0 ? -1 : this.slots[b + R_ID]!;
+  }
+
+  /**
+   * ip_vs_conn_expire_now, run synchronously: the entry's timer fires now.
+   * Returns true if it was freed, false if it still controls others (then it
+   * is kept 60 s more, as in the kernel).
+   */
+  expire(id: number, now: number, onExpire?: (id: number) => void): boolean {
+    if (this.af[id] === 0) return false;
+    const prev = this.onFree;
+    if (onExpire !== undefined) this.onFree = onExpire;
+    const freed = this.expireEntry(id, now);
+    this.onFree = prev;
+    return freed;
+  }
+
+  /**
+   * Free an entry right after use (one-packet conns: ip_vs_conn_put with no
+   * timer pending). Entries that still control others are not freed (false).
+   */
+  free(id: number, onExpire?: (id: number) => void): boolean {
+    if (this.af[id] === 0 || this.nControlled[id]! > 0) return false;
+    const prev = this.onFree;
+    if (onExpire !== undefined) this.onFree = onExpire;
+    this.release(id, this.expires[id]!);
+    this.onFree = prev;
+    return true;
+  }
+
+  // ---------------------------------------------------------------- iteration and bulk removal
+
+  /** Calls cb for every live entry (connections and templates), in id order. */
+  forEach(cb: (id: number) => void): void {
+    const hw = this.highWater;
+    for (let id = 0; id < hw; id++) if (this.af[id] !== 0) cb(id);
+  }
+
+  /**
+   * The kernel's flush pattern (ip_vs_conn_flush / ip_vs_expire_nodest_conn_flush):
+   * skip entries that still control others, delete the rest, and delete a
+   * controller left with nothing to control.
+   */
+  private sweep(match: ((id: number) => boolean) | null, now: number): number {
+    const before = this.live;
+    const hw = this.highWater;
+    for (let id = 0; id < hw; id++) {
+      if (this.af[id] === 0 || this.nControlled[id]! > 0) continue;
+      if (match !== null && !match(id)) continue;
+      const ctl = this.control[id]!;
+      this.del(id, now);
+      if (ctl >= 0 && this.af[ctl] !== 0 && this.nControlled[ctl] === 0) this.del(ctl, now);
+    }
+    return before - this.live;
+  }
+
+  /** Delete every entry (netns cleanup). Returns the number freed. */
+  flush(now = 0, onExpire?: (id: number) => void): number {
+    const prev = this.onFree;
+    if (onExpire !== undefined) this.onFree = onExpire;
+    let freed = 0;
+    // Each pass frees at least the entries controlling nothing; chains are short and acyclic.
+    for (let pass = 0; this.live > 0 && pass < 64; pass++) {
+      const n = this.sweep(null, now);
+      freed += n;
+      if (n === 0) break;
+    }
+    this.onFree = prev;
+    return freed;
+  }
+
+  /** expire_nodest_conn's job: delete the entries bound to a dest. Returns the number freed. */
+  expireByDest(destId: number, now: number, onExpire?: (id: number) => void): number {
+    const prev = this.onFree;
+    if (onExpire !== undefined) this.onFree = onExpire;
+    const n = this.sweep((id) => this.destId[id] === destId, now);
+    this.onFree = prev;
+    return n;
+  }
+
+  /** Delete the entries created for a service. Returns the number freed. */
+  expireBySvc(svcId: number, now: number, onExpire?: (id: number) => void): number {
+    const prev = this.onFree;
+    if (onExpire !== undefined) this.onFree = onExpire;
+    const n = this.sweep((id) => this.svcId[id] === svcId, now);
+    this.onFree = prev;
+    return n;
+  }
+
+  // ---------------------------------------------------------------- field access for listings
+
+  /** The address words of caddr (0), vaddr (1) or daddr (2); IPv4 in word 0, other words 0. */
+  getAddr(id: number, which: number, out: Uint32Array): Uint32Array {
+    const fam = which === ADDR_D ? this.daf[id] : this.af[id];
+    if (fam === 6) {
+      const b = this.v6Idx[id]! * V6W + which * 4;
+      out[0] = this.v6[b]!; out[1] = this.v6[b + 1]!; out[2] = this.v6[b + 2]!; out[3] = this.v6[b + 3]!;
+      return out;
+    }
+    out[0] = which === ADDR_C ? this.caddr[id]! : which === ADDR_V ? this.vaddr[id]! : this.daddr[id]!;
+    out[1] = 0; out[2] = 0; out[3] = 0;
+    return out;
+  }
+
+  /** The state name /proc/net/ip_vs_conn prints (ip_vs_state_name). */
+  stateName(id: number): string {
+    return stateNameOf(this.proto[id]!, this.flags[id]!, this.state[id]!);
+  }
+
+  isTemplate(id: number): boolean {
+    return (this.flags[id]! & CONN_F_TEMPLATE) !== 0;
+  }
+}

@@ -1,0 +1,243 @@
+/**
+ * Binds the transmitters (xmit/) to one engine: next-hop MACs (cached per
+ * destination, "decide once"), tunnel targets per destination, the egress MTU,
+ * ICMP errors into the TxQueue, and turning transmitter outcomes into verdicts
+ * and reasons. Everything per packet is allocation-free; per-destination caches
+ * are rebuilt lazily after the table or the neighbour table changed.
+ */
+import { type FrameBatch, type TxQueue, V_DROP, V_FORWARD } from '../io/batch.js';
+import type { PacketInfo } from '../packet/info.js';
+import {
+  XmitResult, XMIT_OK, XMIT_TTL_EXCEEDED, XMIT_FRAG_NEEDED, XMIT_FRAGMENT,
+} from '../xmit/common.js';
+import { xmitNatIn, xmitNatOut } from '../xmit/nat.js';
+import { xmitDr } from '../xmit/dr.js';
+import { TunnelEncap, newTunnelTarget, type TunnelTarget } from '../xmit/tunnel.js';
+import {
+  IcmpErrorBuilder, xmitIcmpNatIn, xmitIcmpNatOut, ICMPERR_FRAG_NEEDED, ICMPERR_PORT_UNREACH, ICMPERR_TIME_EXCEEDED,
+} from '../xmit/icmp.js';
+import type { Dest } from '../svc/types.js';
+import { ADDR_C, ADDR_D, ADDR_V } from '../conn/table.js';
+import type { Engine } from './engine.js';
+import * as R from './reasons.js';
+
+/** Per-dest next-hop cache entry states. */
+const NH_UNKNOWN = 0;
+const NH_OK = 1;
+const NH_NONE = 2;
+
+export class Xmit {
+  private readonly e: Engine;
+  private readonly res = new XmitResult();
+  private readonly icmp = new IcmpErrorBuilder();
+  readonly tun: TunnelEncap;
+  /** 12-byte L2 template scratch: [next hop MAC, our MAC]. */
+  private readonly l2 = new Uint8Array(12);
+  private readonly errL2 = new Uint8Array(12);
+  private readonly a1 = new Uint32Array(4);
+  private readonly a2 = new Uint32Array(4);
+  private readonly saddr4 = new Uint32Array(4);
+  // Per destination id: next-hop MAC (6 bytes each) and its state; tunnel targets.
+  private destMac = new Uint8Array(0);
+  private destNh = new Uint8Array(0);
+  private tunTargets: (TunnelTarget | undefined)[] = [];
+  private cacheTable = -1;
+  private cacheNeigh = -1;
+  private cacheMtu = -1;
+  private cachePmtu = -1;
+
+  constructor(engine: Engine) {
+    this.e = engine;
+    this.tun = new TunnelEncap(0x5eed1234);
+    for (let i = 0; i < 6; i++) { this.l2[6 + i] = engine.mac[i]!; this.errL2[6 + i] = engine.mac[i]!; }
+    this.saddr4[0] = engine.ip4;
+  }
+
+  /** Drops per-dest caches when the table or the neighbours changed (called once per batch). */
+  refresh(tableVersion: number, neighVersion: number, maxDestId: number): void {
+    const e = this.e;
+    if (tableVersion === this.cacheTable && neighVersion === this.cacheNeigh && e.mtu === this.cacheMtu &&
+        e.sysctls.pmtu_disc === this.cachePmtu && this.destNh.length > maxDestId) return;
+    this.cacheTable = tableVersion;
+    this.cacheNeigh = neighVersion;
+    this.cacheMtu = e.mtu;
+    this.cachePmtu = e.sysctls.pmtu_disc;
+    const n = Math.max(64, maxDestId + 1);
+    this.destMac = new Uint8Array(n * 6);
+    this.destNh = new Uint8Array(n);
+    this.tunTargets = new Array<TunnelTarget | undefined>(n);
+    this.tun.pmtuDisc = this.e.sysctls.pmtu_disc !== 0;
+  }
+
+  // ------------------------------------------------------------ next hops
+
+  /** Writes the next-hop MAC for dest into this.l2[0..6]; false when unresolved. */
+  private destHop(dest: Dest): boolean {
+    const id = dest.id;
+    if (id >= this.destNh.length) return this.resolveInto(dest.addr.af, dest, this.l2, 0);
+    let st = this.destNh[id]!;
+    if (st === NH_UNKNOWN) {
+      st = this.resolveInto(dest.addr.af, dest, this.destMac, id * 6) ? NH_OK : NH_NONE;
+      this.destNh[id] = st;
+    }
+    if (st !== NH_OK) return false;
+    const m = this.destMac;
+    const o = id * 6;
+    const l2 = this.l2;
+    l2[0] = m[o]!; l2[1] = m[o + 1]!; l2[2] = m[o + 2]!; l2[3] = m[o + 3]!; l2[4] = m[o + 4]!; l2[5] = m[o + 5]!;
+    return true;
+  }
+
+  private resolveInto(af: 4 | 6, dest: Dest, out: Uint8Array, off: number): boolean {
+    const a = this.a1;
+    a[0] = dest.addr.w0; a[1] = dest.addr.w1; a[2] = dest.addr.w2; a[3] = dest.addr.w3;
+    return this.e.neigh.resolve(af, a, out, off);
+  }
+
+  private addrHop(af: number, addr: Uint32Array): boolean {
+    return this.e.neigh.resolve(af as 4 | 6, addr, this.l2, 0);
+  }
+
+  // ------------------------------------------------------------ transmitters
+
+  natIn(batch: FrameBatch, i: number, id: number, info: PacketInfo): number {
+    const e = this.e;
+    const dest = e.table.destById(e.conns.destId[id]!);
+    e.conns.getAddr(id, ADDR_D, this.a2);
+    const ok = dest !== undefined ? this.destHop(dest) : this.addrHop(info.af, this.a2);
+    if (!ok) { batch.verdict[i] = V_DROP; return R.R_NO_NEIGHBOUR; }
+    const rc = xmitNatIn(batch.buf, info, this.a2, e.conns.dport[id]!, false, this.l2, e.mtu, this.res);
+    return this.finish(batch, i, info, rc, R.R_FWD_NAT_IN, true);
+  }
+
+  natOut(batch: FrameBatch, i: number, id: number, info: PacketInfo): number {
+    const e = this.e;
+    if (!this.addrHop(info.af, info.daddr)) { batch.verdict[i] = V_DROP; return R.R_NO_NEIGHBOUR; }
+    e.conns.getAddr(id, ADDR_V, this.a2);
+    const rc = xmitNatOut(batch.buf, info, this.a2, e.conns.vport[id]!, false, this.l2, e.mtu, this.res);
+    return this.finish(batch, i, info, rc, R.R_FWD_NAT_OUT, false);
+  }
+
+  directRoute(batch: FrameBatch, i: number, id: number, info: PacketInfo): number {
+    const e = this.e;
+    const dest = e.table.destById(e.conns.destId[id]!);
+    let ok: boolean;
+    if (dest !== undefined) ok = this.destHop(dest);
+    else { e.conns.getAddr(id, ADDR_D, this.a2); ok = this.addrHop(info.af, this.a2); }
+    if (!ok) { batch.verdict[i] = V_DROP; return R.R_NO_NEIGHBOUR; }
+    const relayed = info.icmpType >= 0 && info.innerL3Off >= 0;
+    const rc = xmitDr(batch.buf, info, this.l2, e.mtu, relayed, this.res);
+    return this.finish(batch, i, info, rc, relayed ? R.R_FWD_ICMP_IN : R.R_FWD_DR, true);
+  }
+
+  /** cache_bypass connections go to the packet's original destination. */
+  bypass(batch: FrameBatch, i: number, info: PacketInfo): number {
+    if (!this.addrHop(info.af, info.daddr)) { batch.verdict[i] = V_DROP; return R.R_NO_NEIGHBOUR; }
+    const rc = xmitDr(batch.buf, info, this.l2, this.e.mtu, false, this.res);
+    return this.finish(batch, i, info, rc, R.R_BYPASS, true);
+  }
+
+  tunnel(batch: FrameBatch, i: number, _id: number, dest: Dest, info: PacketInfo): number {
+    let tgt = dest.id < this.tunTargets.length ? this.tunTargets[dest.id] : undefined;
+    if (tgt === undefined) {
+      if (!this.destHop(dest)) { batch.verdict[i] = V_DROP; return R.R_NO_NEIGHBOUR; }
+      const daddr = Uint32Array.of(dest.addr.w0, dest.addr.w1, dest.addr.w2, dest.addr.w3);
+      const saddr = dest.addr.af === 4 ? Uint32Array.of(this.e.ip4, 0, 0, 0) : Uint32Array.from(this.e.ip6);
+      tgt = newTunnelTarget(dest.addr.af, saddr, daddr, dest.tunType, dest.tunPort, dest.tunFlags, this.e.mtu,
+        Uint8Array.from(this.l2), info.vlanTci);
+      if (dest.id < this.tunTargets.length) this.tunTargets[dest.id] = tgt;
+    }
+    const relayed = info.icmpType >= 0 && info.innerL3Off >= 0;
+    const rc = this.tun.xmit(batch.buf, info, tgt, false, relayed, this.res);
+    return this.finish(batch, i, info, rc, relayed ? R.R_FWD_ICMP_IN : R.R_FWD_TUN, true);
+  }
+
+  icmpIn(batch: FrameBatch, i: number, id: number, info: PacketInfo): number {
+    const e = this.e;
+    const dest = e.table.destById(e.conns.destId[id]!);
+    e.conns.getAddr(id, ADDR_D, this.a2);
+    const ok = dest !== undefined ? this.destHop(dest) : this.addrHop(info.af, this.a2);
+    if (!ok) { batch.verdict[i] = V_DROP; return R.R_NO_NEIGHBOUR; }
+    const rc = xmitIcmpNatIn(batch.buf, info, this.a2, e.conns.dport[id]!, this.l2, e.mtu, this.res);
+    return this.finish(batch, i, info, rc, R.R_FWD_ICMP_IN, true);
+  }
+
+  icmpOut(batch: FrameBatch, i: number, id: number, info: PacketInfo): number {
+    const e = this.e;
+    if (!this.addrHop(info.af, info.daddr)) { batch.verdict[i] = V_DROP; return R.R_NO_NEIGHBOUR; }
+    e.conns.getAddr(id, ADDR_V, this.a2);
+    const rc = xmitIcmpNatOut(batch.buf, info, this.a2, e.conns.vport[id]!, this.l2, e.mtu, this.res);
+    return this.finish(batch, i, info, rc, R.R_FWD_ICMP_OUT, false);
+  }
+
+  /**
+   * Maps a transmitter outcome to a verdict. `towardsServer`: the packet came from the
+   * client side to a VIP, so ICMP errors about it are sourced from the VIP (the kernel
+   * owns the VIP as a local address); replies forwarded from real servers get errors
+   * from the director's own address.
+   */
+  private finish(batch: FrameBatch, i: number, info: PacketInfo, rc: number, okReason: number, towardsServer: boolean): number {
+    if (rc === XMIT_OK) {
+      batch.off[i] = this.res.off;
+      batch.len[i] = this.res.len;
+      batch.verdict[i] = V_FORWARD;
+      return okReason;
+    }
+    batch.verdict[i] = V_DROP;
+    if (rc === XMIT_TTL_EXCEEDED) {
+      this.sendError(batch, i, info, ICMPERR_TIME_EXCEEDED, 0, towardsServer);
+      return R.R_TTL_EXCEEDED;
+    }
+    if (rc === XMIT_FRAG_NEEDED) {
+      this.sendError(batch, i, info, ICMPERR_FRAG_NEEDED, this.res.mtu, towardsServer);
+      return R.R_FRAG_NEEDED;
+    }
+    if (rc === XMIT_FRAGMENT) return R.R_TOO_BIG; // ulvs does not fragment (documented)
+    return R.R_NO_HEADROOM;
+  }
+
+  /** ip_vs_leave's ICMP port unreachable (sourced from the VIP). */
+  icmpUnreachablePort(batch: FrameBatch, _i: number, info: PacketInfo, tx: TxQueue, cause: number): void {
+    this.emitError(batch, info, ICMPERR_PORT_UNREACH, 0, info.daddr, tx, cause);
+  }
+
+  private sendError(batch: FrameBatch, i: number, info: PacketInfo, kind: number, mtu: number, fromVip: boolean): void {
+    const tx = this.e.currentTx;
+    if (tx === null) return;
+    void i;
+    const src = fromVip ? info.daddr : info.af === 4 ? this.saddr4 : this.e.ip6;
+    this.emitError(batch, info, kind, mtu, src, tx, this.e.currentCause);
+  }
+
+  private emitError(batch: FrameBatch, info: PacketInfo, kind: number, mtu: number, saddr: Uint32Array, tx: TxQueue, cause: number): void {
+    const off = tx.reserve();
+    if (off < 0) return;
+    // Back to whoever sent us the frame: its source MAC is the next hop.
+    const b = batch.buf;
+    const f = info.frameOff;
+    const l2 = this.errL2;
+    for (let k = 0; k < 6; k++) l2[k] = b[f + 6 + k]!;
+    const len = this.icmp.build(b, info, kind, mtu, saddr, l2, info.vlanTci, tx.buf, off);
+    if (len > 0) tx.commit(len, this.e.ifindex, cause);
+  }
+
+  // ------------------------------------------------------------ ARP
+
+  /** Turns an ARP request for one of our addresses into the reply, in place. */
+  arpReply(buf: Uint8Array, frameOff: number, info: PacketInfo): void {
+    const mac = this.e.mac;
+    const a = info.l3Off;
+    // Ethernet: back to the requester, from us.
+    for (let k = 0; k < 6; k++) { buf[frameOff + k] = buf[frameOff + 6 + k]!; buf[frameOff + 6 + k] = mac[k]!; }
+    buf[a + 6] = 0; buf[a + 7] = 2; // op = reply
+    for (let k = 0; k < 6; k++) buf[a + 18 + k] = buf[a + 8 + k]!; // tha = requester's sha
+    for (let k = 0; k < 4; k++) {
+      const t = buf[a + 24 + k]!; // requested address
+      buf[a + 24 + k] = buf[a + 14 + k]!; // tpa = requester's spa
+      buf[a + 14 + k] = t; // spa = requested address
+    }
+    for (let k = 0; k < 6; k++) buf[a + 8 + k] = mac[k]!; // sha = us
+  }
+}
+
+void ADDR_C;

@@ -1,0 +1,61 @@
+import t from 'tap';
+import { DropEntryState, randomDropEntry } from '../../src/conn/defense.js';
+import { CONN_F_TEMPLATE, CTPL_S_ASSURED, DIR_INPUT, TCP_ACK, TCP_FIN, TCP_SYN } from '../../src/conn/flags.js';
+import { tcpStateTransition } from '../../src/conn/tcp.js';
+import { a4, Registry, table } from './helpers.js';
+
+t.test('drop_entry drops half-open conns and non-assured templates, spares the rest', (t) => {
+  const reg = new Registry();
+  const dest = reg.add({ port: 80 });
+  const { t: ct } = table(64, reg);
+  const v = a4('10.0.0.1'), d = a4('192.168.10.1'), c = new Uint32Array(4);
+  let n = 0;
+  const mk = (flags = 0, proto = 6) => { c[0] = 0x0b000000 + n++; return ct.create(4, proto, c, 1000 + n, v, 80, d, 80, flags, 0, 0, dest.id, 0); };
+
+  const synRecv = mk();
+  tcpStateTransition(ct, synRecv, DIR_INPUT, TCP_SYN, false, 0);
+  const estIdle = mk();
+  tcpStateTransition(ct, estIdle, DIR_INPUT, TCP_SYN, false, 0);
+  tcpStateTransition(ct, estIdle, DIR_INPUT, TCP_ACK, false, 0);
+  ct.inPkts[estIdle] = 1;
+  const estBusy = mk();
+  tcpStateTransition(ct, estBusy, DIR_INPUT, TCP_SYN, false, 0);
+  tcpStateTransition(ct, estBusy, DIR_INPUT, TCP_ACK, false, 100);
+  ct.inPkts[estBusy] = 1;
+  const estMany = mk();
+  tcpStateTransition(ct, estMany, DIR_INPUT, TCP_SYN, false, 0);
+  tcpStateTransition(ct, estMany, DIR_INPUT, TCP_ACK, false, 0);
+  ct.inPkts[estMany] = 50;
+  const closeWait = mk();
+  tcpStateTransition(ct, closeWait, DIR_INPUT, TCP_SYN, false, 0);
+  tcpStateTransition(ct, closeWait, DIR_INPUT, TCP_ACK, false, 0);
+  tcpStateTransition(ct, closeWait, DIR_INPUT, TCP_FIN, false, 0);
+  const tplNew = mk(CONN_F_TEMPLATE);
+  const tplAssured = mk(CONN_F_TEMPLATE);
+  ct.state[tplAssured] = CTPL_S_ASSURED;
+  const tplBusy = mk(CONN_F_TEMPLATE);
+  ct.setControl(estBusy, tplBusy);
+  const tplHalf = mk(CONN_F_TEMPLATE);
+  const child = mk();
+  ct.setControl(child, tplHalf);
+  tcpStateTransition(ct, child, DIR_INPUT, TCP_SYN, false, 100);
+
+  // now = 100: estIdle was last used at 0 (900 s timeout, 800 s left: idle >= 60 s); estBusy just now.
+  let k = 0;
+  const sequential = () => k++;
+  const st = new DropEntryState();
+  for (let round = 0; round < 32; round++) randomDropEntry(ct, 100, sequential, st);
+  const alive = (id: number) => ct.isLive(id);
+  t.notOk(alive(synRecv), 'SYN_RECV dropped');
+  t.notOk(alive(estIdle), 'idle ESTABLISHED with 1 packet dropped');
+  t.ok(alive(estBusy), 'recently used ESTABLISHED kept');
+  t.ok(alive(estMany), 'ESTABLISHED with more than 8 packets kept');
+  t.ok(alive(closeWait), 'CLOSE_WAIT kept');
+  t.notOk(alive(tplNew), 'non-assured template dropped');
+  t.ok(alive(tplAssured), 'assured template kept');
+  t.ok(alive(tplBusy), 'non-assured template still controlling a conn kept');
+  t.notOk(alive(child), 'half-open conn under a template dropped');
+  t.notOk(alive(tplHalf), 'and its template with it (deleted conn, template unused and not assured)');
+  t.equal(dest.activeConns + dest.inactConns, 3, 'counters follow: estBusy, estMany, closeWait');
+  t.end();
+});
