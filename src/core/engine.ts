@@ -193,7 +193,12 @@ export class Engine {
       // r > 0: the old connection was expired; schedule this packet anew.
     } else {
       id = conns.lookupOut(info.af, p, info.saddr, info.sport, info.daddr, info.dport);
-      if (id >= 0) return this.outbound(batch, i, id);
+      // ip_vs_out only handles replies of NAT connections; other hits are ignored (accepted).
+      if (id >= 0) {
+        if ((conns.flags[id]! & CONN_F_FWD_MASK) === FWD_MASQ) return this.outbound(batch, i, id);
+        batch.verdict[i] = V_PASS;
+        return R.R_NOT_OURS;
+      }
     }
     return this.newConnection(batch, i);
   }
@@ -474,7 +479,7 @@ export class Engine {
     }
     // From a NAT real server, about a packet from the client: embedded client → RS.
     id = conns.lookupOut(info.af, ip, info.innerDaddr, info.innerDport, info.innerSaddr, info.innerSport);
-    if (id >= 0) {
+    if (id >= 0 && (conns.flags[id]! & CONN_F_FWD_MASK) === FWD_MASQ) {
       const dest = this.table.destById(conns.destId[id]!);
       this.outcome.destId = conns.destId[id]!;
       this.outcome.svcId = conns.svcId[id]!;
