@@ -32,7 +32,8 @@ export function parseIp4(s: string): number | null {
   if (parts.length !== 4) return null;
   let v = 0;
   for (const p of parts) {
-    if (!/^[0-9]{1,3}$/.test(p)) return null;
+    // inet_pton(AF_INET) rejects leading zeros ("010").
+    if (!/^(0|[1-9][0-9]{0,2})$/.test(p)) return null;
     const n = Number(p);
     if (n > 255) return null;
     v = v * 256 + n;
@@ -104,9 +105,10 @@ export function formatIp4(v: number): string {
 /** RFC 5952 text, as glibc's inet_ntop prints it (longest zero run of >= 2 groups compressed, first on ties; ::ffff:a.b.c.d for v4-mapped). */
 export function formatIp6(w0: number, w1: number, w2: number, w3: number): string {
   const g = [w0 >>> 16, w0 & 0xffff, w1 >>> 16, w1 & 0xffff, w2 >>> 16, w2 & 0xffff, w3 >>> 16, w3 & 0xffff];
-  // glibc prints IPv4-mapped (::ffff:a.b.c.d) and IPv4-compatible (::a.b.c.d, not ::/::1) with a dotted tail.
+  // glibc prints a dotted tail when the longest zero run is exactly words 0..5 (IPv4-compatible,
+  // e.g. ::1.2.3.4 but ::2 for ::0.0.0.2) or words 0..4 followed by ffff (IPv4-mapped).
   if (g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 &&
-      (g[5] === 0xffff || (g[5] === 0 && (g[6] !== 0 || g[7]! > 1)))) {
+      (g[5] === 0xffff || (g[5] === 0 && g[6] !== 0))) {
     return (g[5] === 0xffff ? '::ffff:' : '::') + formatIp4(w3 >>> 0);
   }
   let bestStart = -1, bestLen = 0;
