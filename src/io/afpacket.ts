@@ -113,6 +113,8 @@ function addrOf(buf: Uint8Array): number {
   let a = addrCache.get(buf);
   if (a === undefined) {
     if (buf.byteLength === 0) throw new Error('AF_PACKET: batch arena is empty or detached');
+    // Touching .buffer moves a small on-heap typed array's bytes off the JS heap, where they never move.
+    void buf.buffer;
     a = Number(koffi.address(buf));
     addrCache.set(buf, a);
   }
@@ -365,7 +367,6 @@ export class AfPacketIo implements PacketIo {
     const verdict = batch.verdict;
     const t = this.tx;
     const u32 = t.u32;
-    const u8 = t.u8;
     const buf = batch.buf;
     let sent = 0;
     let j = 0;
@@ -382,8 +383,7 @@ export class AfPacketIo implements PacketIo {
       u32[name >>> 2] = AF_PACKET | (buf[off + 12]! << 16) | (buf[off + 13]! << 24);
       const ifx = batch.ifindex[i]!;
       u32[(name + 4) >>> 2] = ifx === 0 ? this.defaultIfindex : ifx;
-      u32[(name + 8) >>> 2] = 0;
-      u8[name + 11] = 0;
+      u32[(name + 8) >>> 2] = 0; // hatype, pkttype, halen: unused for SOCK_RAW sends
       const m = (j * MMSGHDR_SIZE) >>> 2;
       u32[m + (MSG_NAMELEN >>> 2)] = SOCKADDR_LL_SIZE;
       u32[m + (MSG_FLAGS >>> 2)] = 0;

@@ -27,6 +27,8 @@ const addrCache = new WeakMap<Uint8Array, number>();
 function addrOf(buf: Uint8Array): number {
   let a = addrCache.get(buf);
   if (a === undefined) {
+    // Touching .buffer moves a small on-heap typed array's bytes off the JS heap, where they never move.
+    void buf.buffer;
     a = Number(koffi.address(buf));
     addrCache.set(buf, a);
   }

@@ -1,0 +1,1 @@
+export { tunDecapMain as default } from '../lab/tun-decap.js';

@@ -1,0 +1,103 @@
+/**
+ * Builds tunnelled frames the way a director (IPVS -i) would send them: IPIP, SIT,
+ * GRE (optional checksum/key/sequence) and GUE (version 0 with optional remote
+ * checksum offload, or version 1 direct IP). Test-only: allocates freely.
+ */
+import { buildIpFrame, buildUdp, type FrameOptions } from '../../src/packet/build.js';
+import { csumAdd, csumFinish } from '../../src/packet/checksum.js';
+
+export interface Outer {
+  srcMac?: string | Uint8Array;
+  dstMac?: string | Uint8Array;
+  saddr: string;
+  daddr: string;
+  vlan?: number;
+  df?: boolean;
+  ipv6Ext?: FrameOptions['ipv6Ext'];
+}
+
+function innerProto(inner: Uint8Array): number {
+  return inner[0]! >>> 4 === 6 ? 41 : 4;
+}
+
+export function ipipFrame(o: Outer, inner: Uint8Array): Uint8Array {
+  return buildIpFrame(o, innerProto(inner), inner);
+}
+
+export interface GreOptions {
+  csum?: boolean;
+  key?: number;
+  seq?: number;
+  /** Corrupt the GRE checksum. */
+  badCsum?: boolean;
+  /** Raw flags/version word override. */
+  flagsWord?: number;
+}
+
+export function greHeader(inner: Uint8Array, g: GreOptions = {}): Uint8Array {
+  let flags = 0;
+  let len = 4;
+  if (g.csum) { flags |= 0x8000; len += 4; }
+  if (g.key !== undefined) { flags |= 0x2000; len += 4; }
+  if (g.seq !== undefined) { flags |= 0x1000; len += 4; }
+  const h = new Uint8Array(len + inner.length);
+  const w = g.flagsWord ?? flags;
+  h[0] = w >>> 8;
+  h[1] = w & 255;
+  const ptype = innerProto(inner) === 41 ? 0x86dd : 0x0800;
+  h[2] = ptype >>> 8;
+  h[3] = ptype & 255;
+  let p = 4;
+  const csumAt = g.csum ? p : -1;
+  if (g.csum) p += 4;
+  for (const v of [g.key, g.seq]) {
+    if (v === undefined) continue;
+    h[p] = v >>> 24; h[p + 1] = (v >>> 16) & 255; h[p + 2] = (v >>> 8) & 255; h[p + 3] = v & 255;
+    p += 4;
+  }
+  h.set(inner, len);
+  if (csumAt >= 0) {
+    let c = csumFinish(csumAdd(h, 0, h.length, 0));
+    if (g.badCsum) c ^= 0x0101;
+    h[csumAt] = c >>> 8;
+    h[csumAt + 1] = c & 255;
+  }
+  return h;
+}
+
+export function greFrame(o: Outer, inner: Uint8Array, g: GreOptions = {}): Uint8Array {
+  return buildIpFrame(o, 47, greHeader(inner, g));
+}
+
+export interface GueOptions {
+  port: number;
+  sport?: number;
+  /** GUE version 1 (bare IP packet after the UDP header). */
+  direct?: boolean;
+  /** Control message (C bit). */
+  control?: boolean;
+  /** Remote checksum offload option: start and offset relative to the inner packet. */
+  remcsum?: [number, number];
+  /** Outer UDP checksum mode (default valid). */
+  udpChecksum?: 'valid' | 'zero' | 'bad';
+}
+
+export function gueFrame(o: Outer, inner: Uint8Array, g: GueOptions): Uint8Array {
+  let payload: Uint8Array;
+  if (g.direct) {
+    payload = inner;
+  } else {
+    const optLen = g.remcsum ? 8 : 0;
+    payload = new Uint8Array(4 + optLen + inner.length);
+    payload[0] = (g.control ? 0x20 : 0) | (optLen >>> 2);
+    payload[1] = innerProto(inner);
+    if (g.remcsum) {
+      payload[3] = 0x01; // GUE_FLAG_PRIV
+      payload[4] = 0x80; // GUE_PFLAG_REMCSUM
+      payload[8] = g.remcsum[0] >>> 8; payload[9] = g.remcsum[0] & 255;
+      payload[10] = g.remcsum[1] >>> 8; payload[11] = g.remcsum[1] & 255;
+    }
+    payload.set(inner, 4 + optLen);
+  }
+  return buildUdp({ ...o, sport: g.sport ?? 45000, dport: g.port, payload, l4Checksum: g.udpChecksum ?? 'valid' });
+}
