@@ -6,7 +6,6 @@
  * Hot path: every function works in place on the frame and allocates nothing.
  */
 import type { PacketInfo } from '../packet/info.js';
-import { setIpv4HeaderChecksum } from '../packet/checksum.js';
 
 /** Transmitter outcomes. */
 export const XMIT_OK = 0;
@@ -51,7 +50,12 @@ export function decTtl(buf: Uint8Array, info: PacketInfo): boolean {
     const ttl = buf[l3 + 8]!;
     if (ttl <= 1) return false;
     buf[l3 + 8] = ttl - 1;
-    setIpv4HeaderChecksum(buf, l3);
+    // ip_decrease_ttl: the TTL is the high byte of a header word, so the stored checksum
+    // grows by 0x0100 with an end-around carry (RFC 1624) instead of a full recompute.
+    let check = ((buf[l3 + 10]! << 8) | buf[l3 + 11]!) + 0x0100;
+    check += check >>> 16;
+    buf[l3 + 10] = (check >>> 8) & 0xff;
+    buf[l3 + 11] = check & 0xff;
     info.ttl = ttl - 1;
     return true;
   }

@@ -18,7 +18,7 @@
  */
 import type { PacketInfo } from '../packet/info.js';
 import {
-  csumFold, csumUpdate16, csumUpdate32, csumUpdateAddr6, setIpv4HeaderChecksum, setL4Checksum,
+  csumFold, csumUpdate16, csumUpdate32, csumUpdateAddr6, setL4Checksum,
 } from '../packet/checksum.js';
 import { sctpChecksumSet } from '../packet/crc32c.js';
 import {
@@ -105,8 +105,12 @@ function natRewrite(buf: Uint8Array, info: PacketInfo, isDst: boolean, newAddr: 
     const a = l3 + (isDst ? 16 : 12);
     const w = newAddr[0]!;
     buf[a] = w >>> 24; buf[a + 1] = (w >>> 16) & 0xff; buf[a + 2] = (w >>> 8) & 0xff; buf[a + 3] = w & 0xff;
+    // Incremental (RFC 1624) rather than ip_send_check's full recompute: equal for any header
+    // whose checksum was right, and a header with a wrong checksum stays wrong (the kernel would
+    // have dropped it in ip_rcv; so will the receiver).
+    const hc = csumUpdate32((buf[l3 + 10]! << 8) | buf[l3 + 11]!, oldAddr[0]!, w);
+    buf[l3 + 10] = hc >>> 8; buf[l3 + 11] = hc & 0xff;
     oldAddr[0] = w;
-    setIpv4HeaderChecksum(buf, l3);
   } else {
     let a = l3 + (isDst ? 24 : 8);
     for (let i = 0; i < 4; i++, a += 4) {
