@@ -3,7 +3,10 @@
 // test is a failure: lab tests must really run there. Prints one closing line
 // "tests: N passed, N failed, N skipped" (assertion counts from tap's summary).
 import { spawnSync, spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
 
+// Stale compiled tests from deleted sources must not run: start from a clean dist/test.
+rmSync('dist/test', { recursive: true, force: true });
 const build = spawnSync('npx', ['tsc', '-p', 'tsconfig.json'], { stdio: 'inherit' });
 if (build.status !== 0) {
   console.log('tests: 0 passed, 1 failed (TypeScript build failed)');
