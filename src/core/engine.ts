@@ -25,13 +25,14 @@ import type { Sysctls } from '../svc/sysctl.js';
 import { ConnTable } from '../conn/table.js';
 import {
   CONN_F_FWD_MASK, CONN_F_NOOUTPUT, CONN_F_ONE_PACKET, CONN_F_TEMPLATE, CONN_F_BYPASS,
-  DIR_INPUT, DIR_INPUT_ONLY, DIR_OUTPUT,
+  DIR_INPUT, DIR_INPUT_ONLY, DIR_OUTPUT, SCTP_S_CLOSED, TCP_S_CLOSE, TCP_S_FIN_WAIT, TCP_S_TIME_WAIT,
 } from '../conn/flags.js';
 import { connStateTransition } from '../conn/transition.js';
 import type { NextHopResolver } from '../neigh/static.js';
 import { FragCache } from './frag-cache.js';
 import * as R from './reasons.js';
 import { Xmit } from './xmit-glue.js';
+import { FastPath } from './fastpath.js';
 
 const ETH_P_ARP = 0x0806;
 const FTPPORT = 21;
@@ -87,6 +88,8 @@ export class Engine {
   private readonly sp: SchedPacket = newSchedPacket();
   private readonly frags = new FragCache();
   private readonly xm: Xmit;
+  /** Established-connection shortcut; `fast.enabled = false` forces the general path. */
+  readonly fast: FastPath;
   private readonly tmpAddr = new Uint32Array(4);
   private readonly tmpAddr2 = new Uint32Array(4);
   private readonly arpOwn: boolean;
@@ -109,6 +112,7 @@ export class Engine {
     this.mtu = cfg.mtu ?? 1500;
     this.arpOwn = cfg.arpForOwnIp ?? false;
     this.xm = new Xmit(this);
+    this.fast = new FastPath(this);
   }
 
   /** Rebuilds what the data plane caches from the control-plane table (between batches only). */
@@ -165,6 +169,8 @@ export class Engine {
   // ---------------------------------------------------------------- dispatch
 
   private frame(batch: FrameBatch, i: number): number {
+    const fr = this.fast.tryForward(batch, i);
+    if (fr >= 0) return fr;
     const buf = batch.buf;
     const info = this.info;
     const rc = parseFrame(buf, batch.off[i]!, batch.len[i]!, info);
@@ -222,20 +228,28 @@ export class Engine {
   /**
    * Decides whether an existing connection keeps this packet (0), whether the packet
    * must be dropped because the connection's real server is gone (-1), or whether the
-   * connection was expired so the packet is scheduled anew (1): expire_nodest_conn and
-   * conn_reuse_mode, as ip_vs_in() does.
+   * packet is scheduled anew (1), in ip_vs_in_hook's order: first a connection-opening
+   * packet (SYN / INIT) may reschedule — always when expire_nodest_conn is on and the
+   * server is quiesced (weight 0), and per conn_reuse_mode when the old connection is
+   * closing — and only then is a deleted server's connection dropped (expire_nodest_conn
+   * = 0) or expired and rescheduled (= 1).
    */
   private reuseOrKeep(id: number): number {
     const conns = this.conns;
+    const sysctls = this.sysctls;
     const dest = this.table.destById(conns.destId[id]!);
-    if (dest !== undefined && (dest.flags & DEST_F_AVAILABLE) === 0) {
-      if (this.sysctls.expire_nodest_conn === 0) return -1;
-      conns.expire(id, this.now);
-      return 1;
+    if (this.isNewConnPacket()) {
+      let resched = false;
+      if (sysctls.expire_nodest_conn !== 0 && dest !== undefined && dest.weight === 0) resched = true;
+      else if (sysctls.conn_reuse_mode !== 0 && this.newConnExpected(id, sysctls.conn_reuse_mode)) resched = true;
+      if (resched) {
+        // A connection that still controls others is left to expire on its own (ip_vs_in_hook).
+        if (conns.nControlled[id]! === 0) conns.expire(id, this.now);
+        return 1;
+      }
     }
-    const mode = this.sysctls.conn_reuse_mode;
-    if (mode !== 0 && this.isNewConnPacket() && conns.control[id]! < 0 && conns.nControlled[id]! === 0 &&
-        this.newConnExpected(id, mode)) {
+    if (dest !== undefined && (dest.flags & DEST_F_AVAILABLE) === 0) {
+      if (sysctls.expire_nodest_conn === 0) return -1;
       conns.expire(id, this.now);
       return 1;
     }
@@ -249,13 +263,18 @@ export class Engine {
     return false;
   }
 
+  /** is_new_conn_expected: never for a controlled connection (persistence, FTP data). */
   private newConnExpected(id: number, mode: number): boolean {
-    const name = this.conns.stateName(id);
-    if (this.info.proto === PROTO_TCP) {
-      if (name === 'TIME_WAIT' || name === 'CLOSE') return true;
-      return (mode & 2) !== 0 && name === 'FIN_WAIT' && (this.conns.flags[id]! & CONN_F_NOOUTPUT) !== 0;
+    const conns = this.conns;
+    if (conns.control[id]! >= 0) return false;
+    const st = conns.state[id]!;
+    const proto = conns.proto[id]!;
+    if (proto === PROTO_TCP) {
+      if (st === TCP_S_TIME_WAIT || st === TCP_S_CLOSE) return true;
+      return (mode & 2) !== 0 && st === TCP_S_FIN_WAIT && (conns.flags[id]! & CONN_F_NOOUTPUT) !== 0;
     }
-    return name === 'CLOSED';
+    if (proto === PROTO_SCTP) return st === SCTP_S_CLOSED;
+    return false;
   }
 
   /** Client → virtual service packet of connection `id` (ip_vs_in's tail). */
@@ -492,14 +511,14 @@ export class Engine {
 
   // ---------------------------------------------------------------- counters (ip_vs_in_stats / ip_vs_out_stats / ip_vs_conn_stats)
 
-  private countIn(dest: Dest, bytes: number): void {
+  countIn(dest: Dest, bytes: number): void {
     if ((dest.flags & DEST_F_AVAILABLE) === 0) return;
     add(dest.stats, ST_INPKTS, ST_INBYTES, bytes);
     add(dest.svc.stats, ST_INPKTS, ST_INBYTES, bytes);
     add(this.table.totalStats, ST_INPKTS, ST_INBYTES, bytes);
   }
 
-  private countOut(dest: Dest, bytes: number): void {
+  countOut(dest: Dest, bytes: number): void {
     if ((dest.flags & DEST_F_AVAILABLE) === 0) return;
     add(dest.stats, ST_OUTPKTS, ST_OUTBYTES, bytes);
     add(dest.svc.stats, ST_OUTPKTS, ST_OUTBYTES, bytes);
@@ -547,6 +566,11 @@ export class Engine {
   private sameAddr(a: Uint32Array, b: Uint32Array, af: number): boolean {
     if (af === 4) return a[0] === b[0];
     return a[0] === b[0] && a[1] === b[1] && a[2] === b[2] && a[3] === b[3];
+  }
+
+  /** The transmitter binding (per-destination next-hop cache), shared with the fast path. */
+  get xmitGlue(): Xmit {
+    return this.xm;
   }
 
   get ifindex(): number {

@@ -88,6 +88,15 @@ export class Xmit {
     return true;
   }
 
+  /** Writes dest's next-hop MAC at out[off..off+6) from the per-dest cache (fast path). */
+  destMacInto(dest: Dest, out: Uint8Array, off: number): boolean {
+    if (!this.destHop(dest)) return false;
+    const l2 = this.l2;
+    out[off] = l2[0]!; out[off + 1] = l2[1]!; out[off + 2] = l2[2]!;
+    out[off + 3] = l2[3]!; out[off + 4] = l2[4]!; out[off + 5] = l2[5]!;
+    return true;
+  }
+
   private resolveInto(af: 4 | 6, dest: Dest, out: Uint8Array, off: number): boolean {
     const a = this.a1;
     a[0] = dest.addr.w0; a[1] = dest.addr.w1; a[2] = dest.addr.w2; a[3] = dest.addr.w3;

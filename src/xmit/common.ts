@@ -53,7 +53,7 @@ export function decTtl(buf: Uint8Array, info: PacketInfo): boolean {
     // ip_decrease_ttl: the TTL is the high byte of a header word, so the stored checksum
     // grows by 0x0100 with an end-around carry (RFC 1624) instead of a full recompute.
     let check = ((buf[l3 + 10]! << 8) | buf[l3 + 11]!) + 0x0100;
-    check += check >>> 16;
+    if (check >= 0xffff) check += 1; // exactly ip_decrease_ttl's end-around carry
     buf[l3 + 10] = (check >>> 8) & 0xff;
     buf[l3 + 11] = check & 0xff;
     info.ttl = ttl - 1;
