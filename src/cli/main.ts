@@ -34,11 +34,11 @@ export async function main(argv: string[]): Promise<number> {
     case 'lab':
     case 'tun-decap':
     case 'bench': {
-      const mod = await import(`./${cmd}.js`).catch(() => null);
-      if (mod === null) {
-        process.stderr.write(`ulvs: '${cmd}' is not available in this build\n`);
-        return 2;
-      }
+      const mod = await import(`./${cmd}.js`).catch((e: Error) => {
+        process.stderr.write(`ulvs: cannot load '${cmd}': ${e.message}\n`);
+        return null;
+      });
+      if (mod === null) return 2;
       return mod.default(rest) as Promise<number>;
     }
     case undefined:
@@ -53,10 +53,10 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 async function ipvsadm(argv0: string, args: string[]): Promise<number> {
-  const mod = await import('./ulvsadm.js').catch(() => null);
-  if (mod === null) {
-    process.stderr.write(`${argv0}: not available in this build\n`);
-    return 2;
-  }
+  const mod = await import('./ulvsadm.js').catch((e: Error) => {
+    process.stderr.write(`${argv0}: cannot load: ${e.message}\n`);
+    return null;
+  });
+  if (mod === null) return 2;
   return mod.default(argv0, args) as Promise<number>;
 }

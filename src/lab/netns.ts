@@ -154,7 +154,8 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-function killNsProcesses(ns: string): void {
+/** Kills (SIGKILL) every process running inside namespace `ns`. */
+export function killNsProcesses(ns: string): void {
   const r = spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8', timeout: 5000 });
   if (r.status !== 0) return;
   for (const tok of r.stdout.split(/\s+/)) {
@@ -197,14 +198,18 @@ export class Lab {
   private readonly cleanups: Array<() => void> = [];
   private down = false;
 
-  private constructor(readonly tag: string) {
-    this.prefix = `ulvs-${process.pid}-${randomBytes(3).toString('hex')}-`;
+  private constructor(readonly tag: string, prefix?: string) {
+    this.prefix = prefix ?? `ulvs-${process.pid}-${randomBytes(3).toString('hex')}-`;
   }
 
-  /** A new empty lab (after sweeping namespaces of dead ulvs processes). */
-  static create(tag = 'lab'): Lab {
+  /**
+   * A new empty lab (after sweeping namespaces of dead ulvs processes). `opts.prefix`
+   * replaces the per-process prefix with a fixed one (`ulvs lab up`: names a user can
+   * type, never swept as stale because they carry no pid).
+   */
+  static create(tag = 'lab', opts: { prefix?: string } = {}): Lab {
     sweepStaleLabs();
-    const lab = new Lab(tag);
+    const lab = new Lab(tag, opts.prefix);
     live.add(lab);
     installHandlers();
     return lab;
@@ -388,6 +393,21 @@ export class Lab {
       killNsProcesses(ns);
       spawnSync('ip', ['netns', 'del', ns], { timeout: 10_000 });
     }
+    removeHandlers();
+  }
+
+  /**
+   * Leaves the lab standing when this process exits (`ulvs lab up`): forgets its
+   * namespaces, processes and cleanups without touching them. Processes started
+   * with spawn() still die with this process (pipes, pdeathsig): a lab meant to
+   * outlive it starts its processes detached itself.
+   */
+  detach(): void {
+    if (this.down) return;
+    this.down = true;
+    live.delete(this);
+    this.procs.clear();
+    this.cleanups.length = 0;
     removeHandlers();
   }
 
