@@ -7,15 +7,12 @@
  * timestamp; every frame the director sends is written to OUT with that timestamp.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { readCaptureFile, PcapWriter, PcapError, LINKTYPE_ETHERNET } from '../io/pcap-file.js';
+import { parseCapture, PcapWriter, PcapError, LINKTYPE_ETHERNET, type Capture } from '../io/pcap-file.js';
 import { FrameBatch, TxQueue, V_FORWARD, V_REPLY, VERDICT_NAMES } from '../io/batch.js';
 import { parseMac } from '../util/mac.js';
 import { parseIp, parseIp4, formatIp } from '../util/ip.js';
 import { StaticNeighbours } from '../neigh/static.js';
-import { Director } from '../core/director.js';
-import { reasonName } from '../core/reasons.js';
-import { runIpvsadm } from './ipvsadm/run.js';
-import { numericResolver } from './ipvsadm/resolver.js';
+import type { Director as DirectorT } from '../core/director.js';
 
 interface ReplayArgs {
   rules: string;
@@ -34,6 +31,8 @@ interface ReplayArgs {
 }
 
 class UsageError extends Error {}
+/** --help: not an error. */
+class HelpRequest extends Error {}
 
 const USAGE = 'usage: ulvs replay --rules RULES --in IN.pcap --out OUT.pcap [--mac MAC] [--ip IPV4] ' +
   '[--neigh IP=MAC]... [--gw MAC] [--set TCP TCPFIN UDP] [--seed N] [--list] [--stats] [--conns] [--trace FILE]';
@@ -80,7 +79,7 @@ function parseArgs(argv: string[]): ReplayArgs {
       case '--stats': a.stats = true; break;
       case '--conns': a.conns = true; break;
       case '--trace': a.trace = val(); break;
-      case '-h': case '--help': throw new UsageError('');
+      case '-h': case '--help': throw new HelpRequest();
       default: throw new UsageError(`unknown option '${o}'`);
     }
   }
@@ -93,10 +92,14 @@ export async function replayMain(argv: string[]): Promise<number> {
   try {
     args = parseArgs(argv);
   } catch (e) {
+    if (e instanceof HelpRequest) {
+      process.stdout.write(`${USAGE}\n`);
+      return 0;
+    }
     if (e instanceof UsageError) {
-      if (e.message) process.stderr.write(`ulvs replay: ${e.message}\n`);
-      process.stderr.write(`${USAGE}\n`);
-      return e.message ? 2 : 0;
+      // One line, like every other replay error; the usage is one --help away.
+      process.stderr.write(`ulvs replay: ${e.message} (see 'ulvs replay --help')\n`);
+      return 2;
     }
     throw e;
   }
@@ -129,16 +132,25 @@ export async function replayMain(argv: string[]): Promise<number> {
   } catch (e) {
     return fail(`cannot read rules ${args.rules}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
-  let capture;
+  let capture: Capture;
   try {
-    capture = readCaptureFile(args.in);
+    const bytes = readFileSync(args.in);
+    capture = parseCapture(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   } catch (e) {
     if (e instanceof PcapError) return fail(`${args.in}: ${e.message}`);
-    throw e;
+    return fail(`cannot read ${args.in}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   if (capture.linkType !== LINKTYPE_ETHERNET) return fail(`${args.in}: link type ${capture.linkType} is not Ethernet`);
 
-  const director = new Director({ mac, ip4: ip, neigh, seed: args.seed, arpForOwnIp: true });
+  // A frame creates at most one connection and one template, so the capture bounds the table
+  // (x4: IPv6 entries get a quarter of it); small replays then start without a 1M-entry table.
+  const capacity = Math.min(1 << 20, Math.max(4096, 4 * capture.frames.length));
+  // The director and the ipvsadm front end load only once the arguments and inputs are known good,
+  // so a usage error answers without loading the engine.
+  const [{ Director }, { reasonName }, { runIpvsadm }, { numericResolver }] = await Promise.all([
+    import('../core/director.js'), import('../core/reasons.js'), import('./ipvsadm/run.js'), import('./ipvsadm/resolver.js'),
+  ]);
+  const director: DirectorT = new Director({ mac, ip4: ip, neigh, seed: args.seed, arpForOwnIp: true, capacity });
   const firstTs = capture.frames.length > 0 ? capture.frames[0]!.tsUs / 1e6 : 0;
   director.setClock(firstTs);
 
@@ -156,7 +168,11 @@ export async function replayMain(argv: string[]): Promise<number> {
     return fail(`${args.rules}:${lineNo}: ${msg}`);
   }
   if (args.set !== null) {
-    await director.api.setTimeouts({ tcp: args.set[0], tcpFin: args.set[1], udp: args.set[2] });
+    try {
+      await director.api.setTimeouts({ tcp: args.set[0], tcpFin: args.set[1], udp: args.set[2] });
+    } catch (e) {
+      return fail(`bad --set ${args.set.join(' ')}: ${(e as Error).message}`);
+    }
   }
 
   const out = new PcapWriter();
@@ -191,9 +207,9 @@ export async function replayMain(argv: string[]): Promise<number> {
     director.tick(lastTs);
     tx.clear();
     if (!batch.put(0, f.data, 0, 0, f.tsUs)) {
-      // Larger than any slot: count it like the engine counts malformed frames.
-      director.countOversize();
-      traceLines?.push(JSON.stringify({ frame: frameNo, verdict: 'drop', reason: 'oversize', dest: null, sched: null, new: false }));
+      // Larger than any slot: dropped and counted under its own reason, like a malformed frame.
+      const reason = director.countOversize();
+      traceLines?.push(JSON.stringify({ frame: frameNo, verdict: 'drop', reason: reasonName(reason), dest: null, sched: null, new: false }));
       continue;
     }
     batch.count = 1;

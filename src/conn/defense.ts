@@ -27,8 +27,8 @@ const TODROP_RATE = Int8Array.from([0, 1, 2, 3, 4, 5, 6, 7, 8]);
 /** todrop_entry: idle for at least 60 s and a few incoming packets, rate-limited per packet count. */
 function todropEntry(t: ConnTable, id: number, now: number, st: DropEntryState): boolean {
   // Kernel: time_before(cp->timeout + jiffies, cp->timer.expires + 60*HZ) -> keep.
-  if (t.timeout[id]! + now < t.expires[id]! + 60) return false;
-  const i = t.inPkts[id]!;
+  if (t.timeoutOf(id) + now < t.expiresOf(id) + 60) return false;
+  const i = t.inPktsOf(id);
   if (i > 8) return false;
   const rate = TODROP_RATE[i]!;
   if (rate === 0) return false;
@@ -59,12 +59,12 @@ export function randomDropEntry(t: ConnTable, now: number, random32: () => numbe
     if (t.flags[id]! & CONN_F_TEMPLATE) {
       // Templates of one-packet services see in_pkts updates, so the idle rule applies to them.
       if (opsMode(t, id)) drop = todropEntry(t, id, now, st);
-      else drop = (t.state[id]! & CTPL_S_ASSURED) === 0;
+      else drop = (t.stateOf(id) & CTPL_S_ASSURED) === 0;
     } else if (t.proto[id] === 6) {
-      const s = t.state[id]!;
+      const s = t.stateOf(id);
       drop = s === TCP_S_SYN_RECV || s === TCP_S_SYNACK || (s === TCP_S_ESTABLISHED && todropEntry(t, id, now, st));
     } else if (t.proto[id] === 132) {
-      const s = t.state[id]!;
+      const s = t.stateOf(id);
       drop = s === SCTP_S_INIT1 || s === SCTP_S_INIT || (s === SCTP_S_ESTABLISHED && todropEntry(t, id, now, st));
     } else {
       drop = todropEntry(t, id, now, st);

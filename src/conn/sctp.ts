@@ -138,12 +138,12 @@ export function sctpStateTransition(t: ConnTable, id: number, dir: number, chunk
     if (dir === DIR_OUTPUT) t.flags[id] = f & ~CONN_F_NOOUTPUT;
     else d = DIR_INPUT_ONLY;
   }
-  const cur = t.state[id]!;
+  const cur = t.stateOf(id);
   const next = sctpNextState(d, sctpEvent(chunkType), cur);
   if (next !== cur) {
     t.setActive(id, next === SCTP_S_ESTABLISHED);
     if (next === SCTP_S_ESTABLISHED) t.assureControl(id);
-    t.state[id] = next;
+    t.setState(id, next);
   }
   t.setTimeout(id, t.timeouts.sctp[next]!, now);
 }

@@ -14,8 +14,15 @@
  *  - IPv4 addresses are stored inline. IPv6 conns keep a 32-bit digest inline
  *    (used by the hash and the probe) and their full addresses in a side store
  *    of `v6Capacity` entries, read only to confirm a digest match.
+ *  - What every packet of a connection reads or writes (state, timeout,
+ *    expiry, incoming-packet count, dest and service ids, forwarding method)
+ *    sits in one 32-byte "hot" record per id, two per cache line: with the
+ *    hash record that is two cache lines per packet, where parallel arrays
+ *    cost one miss each at 100k+ flows. Those fields are read and written
+ *    through small methods (stateOf, setState, timeoutOf, expiresOf,
+ *    inPktsOf, countInPkt, ...); the colder fields stay public typed arrays.
  *  - Expiry runs from one coarse clock through a timing wheel of one-second
- *    ticks with lazy re-queueing: refreshing a conn is one store to `expires`.
+ *    ticks with lazy re-queueing: refreshing a conn is one store to its expiry.
  *
  * Everything on the packet path (lookups, create, touch, state changes) works
  * on numbers and typed arrays only; nothing allocates.
@@ -82,6 +89,26 @@ const CLIENT_MASK = 0xff00 | M_AF6;
 /** IPv6 side store entry: caddr[4], vaddr[4], daddr[4]. */
 const V6W = 12;
 
+// Hot record: 32 bytes per id (HOT uint32 words), viewed as uint32, int32, float64 and bytes.
+const HOT = 8;
+const HOT_BYTES = HOT * 4;
+/** Seconds; the expiry is re-armed to now + timeout on every use (uint32 word). */
+const H_TIMEOUT = 0;
+/** Incoming packets (uint32 word). */
+const H_INPKTS = 1;
+/** Expiry (clock seconds): float64 at byte 8, i.e. float64 index id * 4 + 1. */
+const H_EXPIRES64 = 1;
+/** Bound dest id or -1 (int32 word; mirrors destId). */
+const H_DEST = 4;
+/** Service id (int32 word; mirrors svcId). */
+const H_SVC = 5;
+/** Protocol state (byte). */
+const HB_STATE = 24;
+/** Forwarding method, flags & CONN_F_FWD_MASK (byte; fixed once the dest is bound). */
+const HB_FWD = 25;
+/** Family of daddr (byte). */
+const HB_DAF = 26;
+
 export class ConnTable {
   readonly capacity: number;
   readonly dests: DestLookup;
@@ -94,7 +121,6 @@ export class ConnTable {
   /** Family of daddr (differs from af only for mixed-family tunnel dests). */
   readonly daf: Uint8Array;
   readonly proto: Uint8Array;
-  readonly state: Uint8Array;
   /** For the sync daemon (cp->old_state); the table only zeroes it. */
   readonly oldState: Uint8Array;
   readonly flags: Uint32Array;
@@ -112,12 +138,12 @@ export class ConnTable {
   readonly control: Int32Array;
   /** Number of entries this one controls. */
   readonly nControlled: Uint32Array;
-  /** Seconds; the expiry is re-armed to now + timeout on every use. */
-  readonly timeout: Uint32Array;
-  /** Clock value (seconds) at which the entry expires. */
-  readonly expires: Float64Array;
-  /** Incoming packets (the engine counts; sync and defenses read). */
-  readonly inPkts: Uint32Array;
+
+  // The hot records (see the header): one buffer, four views.
+  private readonly hot32: Uint32Array;
+  private readonly hotI32: Int32Array;
+  private readonly hot64: Float64Array;
+  private readonly hot8: Uint8Array;
 
   private readonly v6Idx: Int32Array;
   private readonly v6: Uint32Array;
@@ -128,6 +154,9 @@ export class ConnTable {
   private readonly slots: Uint32Array;
   /** The record being placed by hashInsert (scratch, so inserting allocates nothing). */
   private readonly carry = new Uint32Array(REC);
+  /** Stand-in address words for IPv4 probes (only IPv6 probes read the words). */
+  private readonly noWords = new Uint32Array(4);
+  private hashMutations = 0;
   private readonly slotMask: number;
   readonly hashSlots: number;
   private readonly seed: number;
@@ -156,7 +185,6 @@ export class ConnTable {
     this.af = new Uint8Array(cap);
     this.daf = new Uint8Array(cap);
     this.proto = new Uint8Array(cap);
-    this.state = new Uint8Array(cap);
     this.oldState = new Uint8Array(cap);
     this.flags = new Uint32Array(cap);
     this.caddr = new Uint32Array(cap);
@@ -170,9 +198,11 @@ export class ConnTable {
     this.destId = new Int32Array(cap);
     this.control = new Int32Array(cap);
     this.nControlled = new Uint32Array(cap);
-    this.timeout = new Uint32Array(cap);
-    this.expires = new Float64Array(cap);
-    this.inPkts = new Uint32Array(cap);
+    const hot = new ArrayBuffer(cap * HOT_BYTES);
+    this.hot32 = new Uint32Array(hot);
+    this.hotI32 = new Int32Array(hot);
+    this.hot64 = new Float64Array(hot);
+    this.hot8 = new Uint8Array(hot);
 
     const v6cap = Math.max(1, Math.floor(opts.v6Capacity ?? Math.max(16, cap >>> 2)));
     this.v6Capacity = v6cap;
@@ -210,9 +240,9 @@ export class ConnTable {
   /** All typed-array bytes divided by capacity (hash, wheel and IPv6 side store included). */
   bytesPerConn(): number {
     const arrays: ArrayBufferView[] = [
-      this.af, this.daf, this.proto, this.state, this.oldState, this.flags, this.caddr, this.vaddr,
+      this.af, this.daf, this.proto, this.oldState, this.flags, this.caddr, this.vaddr,
       this.daddr, this.cport, this.vport, this.dport, this.fwmark, this.svcId, this.destId, this.control,
-      this.nControlled, this.timeout, this.expires, this.inPkts, this.v6Idx, this.v6, this.v6Next,
+      this.nControlled, this.hot32, this.v6Idx, this.v6, this.v6Next,
       this.slots, this.wnext, this.wprev,
     ];
     let bytes = 0;
@@ -222,6 +252,65 @@ export class ConnTable {
 
   isLive(id: number): boolean {
     return id >= 0 && id < this.capacity && this.af[id] !== 0;
+  }
+
+  // ---------------------------------------------------------------- hot fields
+
+  /** Protocol state (TCP_S_*, UDP_S_*, SCTP_S_*; template bits like CTPL_S_ASSURED). */
+  stateOf(id: number): number {
+    return this.hot8[id * HOT_BYTES + HB_STATE]!;
+  }
+
+  /** For the state machines and tests: sets the state byte, nothing else. */
+  setState(id: number, state: number): void {
+    this.hot8[id * HOT_BYTES + HB_STATE] = state;
+  }
+
+  /** Seconds; the expiry is re-armed to now + timeout on every use. */
+  timeoutOf(id: number): number {
+    return this.hot32[id * HOT + H_TIMEOUT]!;
+  }
+
+  /** Clock value (seconds) at which the entry expires. */
+  expiresOf(id: number): number {
+    return this.hot64[id * 4 + H_EXPIRES64]!;
+  }
+
+  /** Incoming packets (the engine counts; sync and defenses read). */
+  inPktsOf(id: number): number {
+    return this.hot32[id * HOT + H_INPKTS]!;
+  }
+
+  setInPkts(id: number, n: number): void {
+    this.hot32[id * HOT + H_INPKTS] = n;
+  }
+
+  /** Counts one incoming packet (atomic_inc_return(&cp->in_pkts)); returns the new count, wrapping like a uint32. */
+  countInPkt(id: number): number {
+    const k = id * HOT + H_INPKTS;
+    const n = (this.hot32[k]! + 1) >>> 0;
+    this.hot32[k] = n;
+    return n;
+  }
+
+  /** The bound dest id or -1: the same value as destId[id], read from the hot record. */
+  destIdOf(id: number): number {
+    return this.hotI32[id * HOT + H_DEST]!;
+  }
+
+  /** The service id: the same value as svcId[id], read from the hot record. */
+  svcIdOf(id: number): number {
+    return this.hotI32[id * HOT + H_SVC]!;
+  }
+
+  /** The forwarding method, flags & CONN_F_FWD_MASK (fixed once the entry is created), from the hot record. */
+  fwdMethodOf(id: number): number {
+    return this.hot8[id * HOT_BYTES + HB_FWD]!;
+  }
+
+  /** daf[id], from the hot record. */
+  dafOf(id: number): number {
+    return this.hot8[id * HOT_BYTES + HB_DAF]!;
   }
 
   // ---------------------------------------------------------------- keys
@@ -274,11 +363,12 @@ export class ConnTable {
   lookupIn(af: number, proto: number, caddr: Uint32Array, cport: number, vaddr: Uint32Array, vport: number): number {
     const ck = af === 4 ? caddr[0]! : this.digest6(caddr);
     const vk = af === 4 || proto === 0 ? vaddr[0]! : this.digest6(vaddr);
-    let id = this.probeIn(af, proto, ck, cport, vk, vport, caddr, vaddr);
-    if (id < 0 && this.noCport > 0 && cport !== 0) id = this.probeIn(af, proto, ck, 0, vk, vport, caddr, vaddr);
-    return id;
+    let r = this.probeIn(af, proto, ck, cport, vk, vport, caddr, vaddr);
+    if (r < 0 && this.noCport > 0 && cport !== 0) r = this.probeIn(af, proto, ck, 0, vk, vport, caddr, vaddr);
+    return r < 0 ? -1 : this.slots[r + R_ID]!;
   }
 
+  /** The matched hash record's position, or -1. */
   private probeIn(af: number, proto: number, ck: number, cport: number, vk: number, vport: number,
     caddr: Uint32Array, vaddr: Uint32Array): number {
     const s = this.slots;
@@ -292,8 +382,7 @@ export class ConnTable {
       const m = s[b + R_M]!;
       if ((m & M_USED) === 0) return -1;
       if (s[b + R_C] === ck && s[b + R_P] === ports && (m & IN_MASK) === meta && s[b + R_V] === vk) {
-        const id = s[b + R_ID]!;
-        if (af === 4 || this.v6Equal(id, caddr, vaddr, proto === 0 ? 1 : 4)) return id;
+        if (af === 4 || this.v6Equal(s[b + R_ID]!, caddr, vaddr, proto === 0 ? 1 : 4)) return b;
       }
       i = (i + 1) & mask;
     }
@@ -308,10 +397,17 @@ export class ConnTable {
    * Templates never match.
    */
   lookupOut(af: number, proto: number, daddr: Uint32Array, dport: number, caddr: Uint32Array, cport: number): number {
-    const s = this.slots;
-    const mask = this.slotMask;
     const ck = af === 4 ? caddr[0]! : this.digest6(caddr);
     const dk = af === 4 ? daddr[0]! : this.digest6(daddr);
+    const r = this.probeOut(af, proto, dk, dport, ck, cport, daddr, caddr);
+    return r < 0 ? -1 : this.slots[r + R_ID]!;
+  }
+
+  /** The matched hash record's position, or -1. */
+  private probeOut(af: number, proto: number, dk: number, dport: number, ck: number, cport: number,
+    daddr: Uint32Array, caddr: Uint32Array): number {
+    const s = this.slots;
+    const mask = this.slotMask;
     const meta = (proto << 8) | M_USED | (af === 6 ? M_AF6 : 0);
     let i = this.home(af, proto, ck, cport);
     for (;;) {
@@ -321,16 +417,81 @@ export class ConnTable {
       if (s[b + R_C] === ck && (s[b + R_P]! >>> 16) === cport && (m & TPL_MASK) === meta) {
         if (m & M_MASQ) {
           if ((m >>> 16) === dport && s[b + R_D] === dk) {
-            const id = s[b + R_ID]!;
-            if (af === 4 || (this.v6Equal(id, caddr, null, 0) && this.daddrEquals(id, af, daddr))) return id;
+            if (af === 4 || (this.v6Equal(s[b + R_ID]!, caddr, null, 0) && this.daddrEquals(s[b + R_ID]!, af, daddr))) return b;
           }
         } else if ((s[b + R_P]! & 0xffff) === dport && s[b + R_V] === dk) {
-          const id = s[b + R_ID]!;
-          if (af === 4 || this.v6Equal(id, caddr, daddr, 4)) return id;
+          if (af === 4 || this.v6Equal(s[b + R_ID]!, caddr, daddr, 4)) return b;
         }
       }
       i = (i + 1) & mask;
     }
+  }
+
+  // ---------------------------------------------------------------- IPv4 record lookups (the fast path)
+
+  /**
+   * lookupIn(4, ...) with the addresses as numbers, answering the matched hash
+   * record's position instead of the id (or -1), so the caller reads the NAT
+   * rewrite data from the line the probe already loaded: recId, recDaddr,
+   * recDport, recVaddr, recVport. Positions are valid until the hash changes
+   * (see hashVersion).
+   */
+  findIn4(proto: number, caddr: number, cport: number, vaddr: number, vport: number): number {
+    const z = this.noWords;
+    let r = this.probeIn(4, proto, caddr, cport, vaddr, vport, z, z);
+    if (r < 0 && this.noCport > 0 && cport !== 0) r = this.probeIn(4, proto, caddr, 0, vaddr, vport, z, z);
+    return r;
+  }
+
+  /** lookupOut(4, ...) answering the record position (see findIn4). */
+  findOut4(proto: number, daddr: number, dport: number, caddr: number, cport: number): number {
+    const z = this.noWords;
+    return this.probeOut(4, proto, daddr, dport, caddr, cport, z, z);
+  }
+
+  /** The id of the entry at record position r. */
+  recId(r: number): number {
+    return this.slots[r + R_ID]!;
+  }
+
+  /** daddr[id] of the entry at r (the IPv4 real-server address when its daf is 4). */
+  recDaddr(r: number): number {
+    return this.slots[r + R_D]!;
+  }
+
+  /** dport[id] of the entry at r. */
+  recDport(r: number): number {
+    return this.slots[r + R_M]! >>> 16;
+  }
+
+  /** vaddr[id] of the entry at r (the IPv4 VIP when its af is 4). */
+  recVaddr(r: number): number {
+    return this.slots[r + R_V]!;
+  }
+
+  /** vport[id] of the entry at r. */
+  recVport(r: number): number {
+    return this.slots[r + R_P]! & 0xffff;
+  }
+
+  /**
+   * Loads the home slot of an IPv4 client key (protocol, address, port) so the
+   * lookup that follows finds its line in cache; answers a word of it, which the
+   * caller folds into a sink so the load is not optimised away. Batch code
+   * calls this for every frame before the first lookup: the misses overlap.
+   */
+  touchHome4(proto: number, caddr: number, cport: number): number {
+    return this.slots[this.home(4, proto, caddr, cport) * REC + R_M]!;
+  }
+
+  /** Loads the hot record of id (see touchHome4). */
+  touchHot(id: number): number {
+    return this.hot32[id * HOT + H_TIMEOUT]!;
+  }
+
+  /** Changes whenever an entry enters or leaves the hash: equal values mean every lookup answer still holds. */
+  get hashVersion(): number {
+    return this.hashMutations;
   }
 
   private daddrEquals(id: number, af: number, a: Uint32Array): boolean {
@@ -411,6 +572,7 @@ export class ConnTable {
       i = (i + 1) & mask;
     }
     this.flags[id] = this.flags[id]! | CONN_F_HASHED;
+    this.hashMutations = (this.hashMutations + 1) | 0;
   }
 
   /** ip_vs_conn_unhash: remove the record and close the gap (backward-shift deletion). */
@@ -440,6 +602,7 @@ export class ConnTable {
     }
     s[hole * REC + R_M] = 0;
     this.flags[id] = this.flags[id]! & ~CONN_F_HASHED;
+    this.hashMutations = (this.hashMutations + 1) | 0;
   }
 
   // ---------------------------------------------------------------- timing wheel
@@ -467,8 +630,8 @@ export class ConnTable {
 
   /** Sets the expiry; only an earlier expiry needs the entry moved (later ones are re-queued lazily). */
   private rearm(id: number, when: number): void {
-    const old = this.expires[id]!;
-    this.expires[id] = when;
+    const old = this.hot64[id * 4 + H_EXPIRES64]!;
+    this.hot64[id * 4 + H_EXPIRES64] = when;
     if (when < old) {
       this.wheelUnlink(id);
       this.wheelLink(id, when);
@@ -477,18 +640,18 @@ export class ConnTable {
 
   /** Re-arm the expiry: now + timeout (what ip_vs_conn_put does after each packet). */
   touch(id: number, now: number): void {
-    this.rearm(id, now + this.timeout[id]!);
+    this.rearm(id, now + this.hot32[id * HOT + H_TIMEOUT]!);
   }
 
   /** Set the timeout (seconds) and re-arm the expiry from now. */
   setTimeout(id: number, seconds: number, now: number): void {
-    this.timeout[id] = seconds;
+    this.hot32[id * HOT + H_TIMEOUT] = seconds;
     this.rearm(id, now + seconds);
   }
 
   /** Seconds left as /proc/net/ip_vs_conn prints them (truncated, never negative). */
   remaining(id: number, now: number): number {
-    const left = this.expires[id]! - now;
+    const left = this.hot64[id * 4 + H_EXPIRES64]! - now;
     return left <= 0 ? 0 : Math.floor(left + 1e-6);
   }
 
@@ -526,8 +689,8 @@ export class ConnTable {
         this.wheelUnlink(id);
         // Entries fire at their tick, as kernel timers would have, even when the clock jumped ahead:
         // a postponed template is re-armed from its tick and may fire again within this call.
-        if (this.expires[id]! <= t) this.expireEntry(id, t);
-        else this.wheelLink(id, this.expires[id]!);
+        if (this.hot64[id * 4 + H_EXPIRES64]! <= t) this.expireEntry(id, t);
+        else this.wheelLink(id, this.hot64[id * 4 + H_EXPIRES64]!);
       }
     }
     this.onFree = prevCb;
@@ -594,19 +757,23 @@ export class ConnTable {
     this.flags[id] = flags & ~CONN_F_HASHED;
     this.fwmark[id] = fwmark;
     this.svcId[id] = svcId;
+    this.hotI32[id * HOT + H_SVC] = svcId;
     this.control[id] = -1;
     this.nControlled[id] = 0;
-    this.inPkts[id] = 0;
+    this.hot32[id * HOT + H_INPKTS] = 0;
     this.live++;
     if (flags & CONN_F_NO_CPORT) this.noCport++;
 
     this.destId[id] = -1;
+    this.hotI32[id * HOT + H_DEST] = -1;
     if (dest !== undefined) this.bindDest(id, dest, destId);
+    this.hot8[id * HOT_BYTES + HB_FWD] = this.flags[id]! & CONN_F_FWD_MASK;
+    this.hot8[id * HOT_BYTES + HB_DAF] = daf;
 
-    this.state[id] = 0;
+    this.hot8[id * HOT_BYTES + HB_STATE] = 0;
     this.oldState[id] = 0;
-    this.timeout[id] = NEW_CONN_TIMEOUT;
-    this.expires[id] = now + NEW_CONN_TIMEOUT;
+    this.hot32[id * HOT + H_TIMEOUT] = NEW_CONN_TIMEOUT;
+    this.hot64[id * 4 + H_EXPIRES64] = now + NEW_CONN_TIMEOUT;
     this.wheelLink(id, now + NEW_CONN_TIMEOUT);
 
     // Kernel: one-packet conns are never hashed; they live for the packet that created them.
@@ -629,6 +796,7 @@ export class ConnTable {
     f |= connFlags;
     this.flags[id] = f;
     this.destId[id] = destId;
+    this.hotI32[id * HOT + H_DEST] = destId;
     if ((f & CONN_F_TEMPLATE) === 0) {
       if (f & CONN_F_INACTIVE) dest.inactConns++;
       else dest.activeConns++;
@@ -646,6 +814,7 @@ export class ConnTable {
     if (did < 0) return;
     const dest = this.dests.destById(did);
     this.destId[id] = -1;
+    this.hotI32[id * HOT + H_DEST] = -1;
     if (dest === undefined) return;
     const f = this.flags[id]!;
     if ((f & CONN_F_TEMPLATE) === 0) {
@@ -711,7 +880,7 @@ export class ConnTable {
   /** ip_vs_control_assure_ct: mark the controlling template ASSURED. */
   assureControl(id: number): void {
     const ct = this.control[id]!;
-    if (ct >= 0 && (this.flags[ct]! & CONN_F_TEMPLATE) !== 0) this.state[ct] = this.state[ct]! | CTPL_S_ASSURED;
+    if (ct >= 0 && (this.flags[ct]! & CONN_F_TEMPLATE) !== 0) this.hot8[ct * HOT_BYTES + HB_STATE] = this.hot8[ct * HOT_BYTES + HB_STATE]! | CTPL_S_ASSURED;
   }
 
   /**
@@ -750,8 +919,8 @@ export class ConnTable {
    */
   private expireEntry(id: number, now: number): boolean {
     if (this.nControlled[id]! > 0) {
-      this.timeout[id] = CONTROL_POSTPONE;
-      this.expires[id] = now + CONTROL_POSTPONE;
+      this.hot32[id * HOT + H_TIMEOUT] = CONTROL_POSTPONE;
+      this.hot64[id * 4 + H_EXPIRES64] = now + CONTROL_POSTPONE;
       this.wheelUnlink(id);
       this.wheelLink(id, now + CONTROL_POSTPONE);
       return false;
@@ -767,10 +936,10 @@ export class ConnTable {
     if (ct >= 0) {
       // Timeout 0 marks a deletion (flush, nodest, drop): then a controller that is no longer
       // needed goes too, except an ASSURED template.
-      const dropping = this.timeout[id] === 0;
+      const dropping = this.hot32[id * HOT + H_TIMEOUT] === 0;
       this.setControl(id, -1);
       if (dropping && this.nControlled[ct] === 0 &&
-        ((this.flags[ct]! & CONN_F_TEMPLATE) === 0 || (this.state[ct]! & CTPL_S_ASSURED) === 0)) {
+        ((this.flags[ct]! & CONN_F_TEMPLATE) === 0 || (this.hot8[ct * HOT_BYTES + HB_STATE]! & CTPL_S_ASSURED) === 0)) {
         this.del(ct, now);
       }
     }
@@ -795,7 +964,7 @@ export class ConnTable {
   /** ip_vs_conn_del: delete now; a controlled entry is marked (timeout 0) so its controller may go too. */
   private del(id: number, now: number): void {
     if (this.af[id] === 0) return;
-    if (this.control[id]! >= 0) this.timeout[id] = 0;
+    if (this.control[id]! >= 0) this.hot32[id * HOT + H_TIMEOUT] = 0;
     this.expireEntry(id, now);
   }
 
@@ -841,7 +1010,7 @@ export class ConnTable {
     if (this.af[id] === 0 || this.nControlled[id]! > 0) return false;
     const prev = this.onFree;
     if (onExpire !== undefined) this.onFree = onExpire;
-    this.release(id, this.expires[id]!);
+    this.release(id, this.hot64[id * 4 + H_EXPIRES64]!);
     this.onFree = prev;
     return true;
   }
@@ -922,7 +1091,7 @@ export class ConnTable {
 
   /** The state name /proc/net/ip_vs_conn prints (ip_vs_state_name). */
   stateName(id: number): string {
-    return stateNameOf(this.proto[id]!, this.flags[id]!, this.state[id]!);
+    return stateNameOf(this.proto[id]!, this.flags[id]!, this.hot8[id * HOT_BYTES + HB_STATE]!);
   }
 
   isTemplate(id: number): boolean {

@@ -110,18 +110,18 @@ export function tcpStateTransition(t: ConnTable, id: number, dir: number, tcpFla
     if (dir === DIR_OUTPUT) t.flags[id] = f & ~CONN_F_NOOUTPUT;
     else d = DIR_INPUT_ONLY;
   }
-  const cur = t.state[id]!;
+  const cur = t.stateOf(id);
   const next = tcpNextState(secure, d, tcpEvent(tcpFlags), cur);
   if (next !== cur) {
     t.setActive(id, tcpStateActive(next));
     if (next === TCP_S_ESTABLISHED) t.assureControl(id);
-    t.state[id] = next;
+    t.setState(id, next);
   }
   t.setTimeout(id, t.timeouts.tcp[next]!, now);
 }
 
 /** ip_vs_tcp_conn_listen: put a conn in LISTEN (used for FTP active data connections). */
 export function tcpConnListen(t: ConnTable, id: number, now: number): void {
-  t.state[id] = TCP_S_LISTEN;
+  t.setState(id, TCP_S_LISTEN);
   t.setTimeout(id, t.timeouts.tcp[TCP_S_LISTEN]!, now);
 }

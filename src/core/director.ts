@@ -16,7 +16,7 @@ import { CtlError, type ConnEntry, type Timeouts } from '../ctl/types.js';
 import { Engine } from './engine.js';
 import type { NextHopResolver } from '../neigh/static.js';
 import { listConnections } from './conn-listing.js';
-import { R_TOO_BIG } from './reasons.js';
+import { R_OVERSIZE } from './reasons.js';
 
 export interface DirectorOptions {
   mac: Uint8Array;
@@ -94,8 +94,9 @@ export class Director {
     this.table.tick(now);
   }
 
-  /** A frame too large for any batch slot (replay). */
-  countOversize(): void {
-    this.engine.reasonCount[R_TOO_BIG]!++;
+  /** A frame too large for any batch slot (replay): counted under its own reason. */
+  countOversize(): number {
+    this.engine.reasonCount[R_OVERSIZE]!++;
+    return R_OVERSIZE;
   }
 }

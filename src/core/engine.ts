@@ -152,6 +152,7 @@ export class Engine {
   process(batch: FrameBatch, tx: TxQueue): void {
     this.refresh();
     this.tx = tx;
+    this.fast.prepare(batch);
     for (let i = 0; i < batch.count; i++) {
       const o = this.outcome;
       o.destId = -1; o.isNew = false; o.svcId = -1;
@@ -267,7 +268,7 @@ export class Engine {
   private newConnExpected(id: number, mode: number): boolean {
     const conns = this.conns;
     if (conns.control[id]! >= 0) return false;
-    const st = conns.state[id]!;
+    const st = conns.stateOf(id);
     const proto = conns.proto[id]!;
     if (proto === PROTO_TCP) {
       if (st === TCP_S_TIME_WAIT || st === TCP_S_CLOSE) return true;
@@ -289,7 +290,7 @@ export class Engine {
     const flags = conns.flags[id]!;
     connStateTransition(conns, id, (flags & CONN_F_NOOUTPUT) !== 0 ? DIR_INPUT_ONLY : DIR_INPUT, info.tcpFlags, info.sctpChunk,
       this.sysctls.secure_tcp >= 2, this.now);
-    conns.inPkts[id]!++;
+    conns.countInPkt(id);
     conns.touch(id, this.now);
     if (info.moreFrags) this.frags.remember(this.fold(info.saddr), this.fold(info.daddr), this.fragId(batch, i), info.proto, id, this.now);
     const r = this.transmitIn(batch, i, id, dest);

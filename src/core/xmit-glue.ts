@@ -8,7 +8,7 @@
 import { type FrameBatch, type TxQueue, V_DROP, V_FORWARD } from '../io/batch.js';
 import type { PacketInfo } from '../packet/info.js';
 import {
-  XmitResult, XMIT_OK, XMIT_TTL_EXCEEDED, XMIT_FRAG_NEEDED, XMIT_FRAGMENT,
+  XmitResult, XMIT_OK, XMIT_TTL_EXCEEDED, XMIT_FRAG_NEEDED, XMIT_FRAGMENT, XMIT_DROP,
 } from '../xmit/common.js';
 import { xmitNatIn, xmitNatOut } from '../xmit/nat.js';
 import { xmitDr } from '../xmit/dr.js';
@@ -20,6 +20,9 @@ import type { Dest } from '../svc/types.js';
 import { ADDR_C, ADDR_D, ADDR_V } from '../conn/table.js';
 import type { Engine } from './engine.js';
 import * as R from './reasons.js';
+
+/** A cached per-destination tunnel target whose VLAN tag is set per packet. */
+type TunnelSlot = { -readonly [K in keyof TunnelTarget]: TunnelTarget[K] };
 
 /** Per-dest next-hop cache entry states. */
 const NH_UNKNOWN = 0;
@@ -40,7 +43,7 @@ export class Xmit {
   // Per destination id: next-hop MAC (6 bytes each) and its state; tunnel targets.
   private destMac = new Uint8Array(0);
   private destNh = new Uint8Array(0);
-  private tunTargets: (TunnelTarget | undefined)[] = [];
+  private tunTargets: (TunnelSlot | undefined)[] = [];
   private cacheTable = -1;
   private cacheNeigh = -1;
   private cacheMtu = -1;
@@ -65,7 +68,7 @@ export class Xmit {
     const n = Math.max(64, maxDestId + 1);
     this.destMac = new Uint8Array(n * 6);
     this.destNh = new Uint8Array(n);
-    this.tunTargets = new Array<TunnelTarget | undefined>(n);
+    this.tunTargets = new Array<TunnelSlot | undefined>(n);
     this.tun.pmtuDisc = this.e.sysctls.pmtu_disc !== 0;
   }
 
@@ -101,6 +104,12 @@ export class Xmit {
     const a = this.a1;
     a[0] = dest.addr.w0; a[1] = dest.addr.w1; a[2] = dest.addr.w2; a[3] = dest.addr.w3;
     return this.e.neigh.resolve(af, a, out, off);
+  }
+
+  /** The director has an IPv6 address (replay and tests may run without one). */
+  private hasIp6(): boolean {
+    const a = this.e.ip6;
+    return (a[0]! | a[1]! | a[2]! | a[3]!) !== 0;
   }
 
   private addrHop(af: number, addr: Uint32Array): boolean {
@@ -149,16 +158,21 @@ export class Xmit {
   tunnel(batch: FrameBatch, i: number, _id: number, dest: Dest, info: PacketInfo): number {
     let tgt = dest.id < this.tunTargets.length ? this.tunTargets[dest.id] : undefined;
     if (tgt === undefined) {
+      // The outer IPv6 header needs a source address (the kernel's route lookup fails without one).
+      if (dest.addr.af === 6 && !this.hasIp6()) { batch.verdict[i] = V_DROP; return R.R_NO_SOURCE_ADDR; }
       if (!this.destHop(dest)) { batch.verdict[i] = V_DROP; return R.R_NO_NEIGHBOUR; }
       const daddr = Uint32Array.of(dest.addr.w0, dest.addr.w1, dest.addr.w2, dest.addr.w3);
       const saddr = dest.addr.af === 4 ? Uint32Array.of(this.e.ip4, 0, 0, 0) : Uint32Array.from(this.e.ip6);
       tgt = newTunnelTarget(dest.addr.af, saddr, daddr, dest.tunType, dest.tunPort, dest.tunFlags, this.e.mtu,
-        Uint8Array.from(this.l2), info.vlanTci);
+        Uint8Array.from(this.l2), info.vlanTci) as TunnelSlot;
       if (dest.id < this.tunTargets.length) this.tunTargets[dest.id] = tgt;
     }
+    // The outer frame leaves on the packet's own VLAN, like the NAT/DR frames rewritten in place:
+    // the cached target must not keep the first packet's tag.
+    tgt.vlanTci = info.vlanTci;
     const relayed = info.icmpType >= 0 && info.innerL3Off >= 0;
     const rc = this.tun.xmit(batch.buf, info, tgt, false, relayed, this.res);
-    return this.finish(batch, i, info, rc, relayed ? R.R_FWD_ICMP_IN : R.R_FWD_TUN, true);
+    return this.finish(batch, i, info, rc, relayed ? R.R_FWD_ICMP_IN : R.R_FWD_TUN, true, R.R_NO_HEADROOM);
   }
 
   icmpIn(batch: FrameBatch, i: number, id: number, info: PacketInfo): number {
@@ -183,9 +197,13 @@ export class Xmit {
    * Maps a transmitter outcome to a verdict. `towardsServer`: the packet came from the
    * client side to a VIP, so ICMP errors about it are sourced from the VIP (the kernel
    * owns the VIP as a local address); replies forwarded from real servers get errors
-   * from the director's own address.
+   * from the director's own address. `errReason` names an XMIT_ERROR (cannot rewrite, or for
+   * tunnels no headroom).
    */
-  private finish(batch: FrameBatch, i: number, info: PacketInfo, rc: number, okReason: number, towardsServer: boolean): number {
+  private finish(
+    batch: FrameBatch, i: number, info: PacketInfo, rc: number, okReason: number, towardsServer: boolean,
+    errReason: number = R.R_CANNOT_REWRITE,
+  ): number {
     if (rc === XMIT_OK) {
       batch.off[i] = this.res.off;
       batch.len[i] = this.res.len;
@@ -201,8 +219,11 @@ export class Xmit {
       this.sendError(batch, i, info, ICMPERR_FRAG_NEEDED, this.res.mtu, towardsServer);
       return R.R_FRAG_NEEDED;
     }
-    if (rc === XMIT_FRAGMENT) return R.R_TOO_BIG; // ulvs does not fragment (documented)
-    return R.R_NO_HEADROOM;
+    // ulvs does not fragment (documented); XMIT_DROP is the MTU drop without ICMP (an IPv6
+    // non-first fragment or relayed error over the MTU, a tunnel MTU below 68 / 1280).
+    if (rc === XMIT_FRAGMENT || rc === XMIT_DROP) return R.R_TOO_BIG;
+    // XMIT_ERROR: a tunnel without headroom for its outer headers, or a packet NAT cannot rewrite.
+    return errReason;
   }
 
   /** ip_vs_leave's ICMP port unreachable (sourced from the VIP). */
@@ -214,6 +235,8 @@ export class Xmit {
     const tx = this.e.currentTx;
     if (tx === null) return;
     void i;
+    // Like icmp6_send finding no source address: without an IPv6 address of its own the director stays silent.
+    if (!fromVip && info.af === 6 && !this.hasIp6()) return;
     const src = fromVip ? info.daddr : info.af === 4 ? this.saddr4 : this.e.ip6;
     this.emitError(batch, info, kind, mtu, src, tx, this.e.currentCause);
   }

@@ -16,7 +16,7 @@ function setup(capacity = 32) {
 t.test('a conn vanishes at the second its timeout says, not before', (t) => {
   const { ct, dest } = setup();
   const id = ct.create(4, TCP, c, 1000, v, 80, d, 80, 0, 0, 0, dest.id, 100);
-  t.equal(ct.timeout[id], 3, 'new entries get 3 s');
+  t.equal(ct.timeoutOf(id), 3, 'new entries get 3 s');
   tcpStateTransition(ct, id, DIR_INPUT, TCP_SYN, false, 100); // NONE -> SYN_RECV, 60 s
   t.equal(ct.remaining(id, 100), 60);
   const expired: number[] = [];
@@ -54,7 +54,7 @@ t.test('touch re-arms from now; a shorter timeout moves the expiry earlier', (t)
   ct.runExpiry(1000);
   t.ok(ct.isLive(id), 'established conn alive at 1000');
   tcpStateTransition(ct, id, DIR_INPUT, TCP_RST, false, 1000); // CLOSE, 10 s -> 1010
-  t.equal(ct.expires[id], 1010);
+  t.equal(ct.expiresOf(id), 1010);
   ct.runExpiry(1009);
   t.ok(ct.isLive(id), 'alive at 1009');
   ct.runExpiry(1010);
@@ -83,13 +83,13 @@ t.test('a template that still controls conns is postponed by 60 s steps', (t) =>
   ct.setTimeout(conn, 870, 0);
 
   ct.runExpiry(359);
-  t.equal(ct.expires[tpl], 360);
+  t.equal(ct.expiresOf(tpl), 360);
   ct.runExpiry(360);
   t.ok(ct.isLive(tpl), 'template kept at 360');
-  t.equal(ct.expires[tpl], 420, 'next try 60 s later');
-  t.equal(ct.timeout[tpl], 60, 'and its timeout is now 60 s (kernel sets cp->timeout)');
+  t.equal(ct.expiresOf(tpl), 420, 'next try 60 s later');
+  t.equal(ct.timeoutOf(tpl), 60, 'and its timeout is now 60 s (kernel sets cp->timeout)');
   ct.runExpiry(869);
-  t.equal(ct.expires[tpl], 900, 'postponed again and again: 420, 480, ..., 900');
+  t.equal(ct.expiresOf(tpl), 900, 'postponed again and again: 420, 480, ..., 900');
   ct.runExpiry(870);
   t.notOk(ct.isLive(conn), 'the controlled conn expires at 870');
   t.equal(ct.nControlled[tpl], 0);
@@ -133,7 +133,7 @@ t.test('expire() is the kernel expire_now: it never takes the controller along',
   ct.setControl(a, tpl);
   t.notOk(ct.expire(tpl, 5), 'a controlling template cannot be expired now');
   t.ok(ct.isLive(tpl));
-  t.equal(ct.expires[tpl], 65, 'it is postponed by 60 s instead');
+  t.equal(ct.expiresOf(tpl), 65, 'it is postponed by 60 s instead');
   t.ok(ct.expire(a, 5), 'the conn goes');
   t.ok(ct.isLive(tpl), 'expire_now keeps the controller (timeout not 0)');
   t.equal(ct.nControlled[tpl], 0);
@@ -154,7 +154,7 @@ t.test('expireByDest / expireBySvc / flush', (t) => {
   const { t: ct } = table(64, reg);
   const cc = new Uint32Array(4);
   const tpl1 = ct.create(4, TCP, a4('198.51.100.0'), 0, v, 80, d, 80, CONN_F_TEMPLATE, 0, 1, d1.id, 0);
-  ct.state[tpl1] = CTPL_S_ASSURED;
+  ct.setState(tpl1, CTPL_S_ASSURED);
   for (let i = 0; i < 10; i++) {
     cc[0] = 0x0b000000 + i;
     const id = ct.create(4, TCP, cc, 3000, v, 80, d, 80, 0, 0, i < 5 ? 1 : 2, i < 5 ? d1.id : d2.id, 0);
@@ -207,7 +207,7 @@ t.test('deleting the last conn of a chain DATA -> CTL -> TPL drops a non-assured
     const { t: ct } = table(16, reg);
     const tpl = ct.create(4, TCP, a4('198.51.100.0'), 0, v, 0, d, 0, CONN_F_TEMPLATE, 0, 0, d1.id, 0);
     ct.setTimeout(tpl, 360, 0);
-    if (assured) ct.state[tpl] = CTPL_S_ASSURED;
+    if (assured) ct.setState(tpl, CTPL_S_ASSURED);
     const ctl = ct.create(4, TCP, c, 1000, v, 21, d, 21, 0, 0, 0, d1.id, 0);
     ct.setControl(ctl, tpl);
     const data = ct.create(4, TCP, c, 1001, v, 20, d, 20, 0, 0, 0, d2.id, 0);

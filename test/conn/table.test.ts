@@ -257,7 +257,7 @@ t.test('invalidated templates are unreachable but live', (t) => {
   t.equal(ct.dport[tpl], 0xffff);
   t.equal(ct.cport[tpl], 0);
   t.equal(ct.lookupTemplate(4, TCP, c, 0, v, 0xffff), tpl, 'rehashed under ports 0xffff');
-  t.equal(ct.expires[tpl], 300, 'timer kept');
+  t.equal(ct.expiresOf(tpl), 300, 'timer kept');
   const fresh = ct.create(4, TCP, c, 0, v, 80, d, 80, CONN_F_TEMPLATE, 0, 0, dest.id, 0);
   t.equal(ct.lookupTemplate(4, TCP, c, 0, v, 80), fresh, 'a new template takes the key');
   t.equal(dest.persistConns, 2);

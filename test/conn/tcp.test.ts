@@ -108,8 +108,8 @@ t.test('a NAT connection from SYN to TIME_WAIT, with timeouts', (t) => {
     now += 1;
     tcpStateTransition(ct, id, dir, fl, false, now);
     t.equal(ct.stateName(id), name);
-    t.equal(ct.timeout[id], to, `${name} timeout ${to}`);
-    t.equal(ct.expires[id], now + to, 're-armed from now');
+    t.equal(ct.timeoutOf(id), to, `${name} timeout ${to}`);
+    t.equal(ct.expiresOf(id), now + to, 're-armed from now');
   }
   t.end();
 });
@@ -124,7 +124,7 @@ t.test('a DR connection uses the input-only table until an output packet shows u
   tcpStateTransition(ct, id, DIR_INPUT, TCP_ACK, false, 0);
   tcpStateTransition(ct, id, DIR_INPUT, TCP_FIN | TCP_ACK, false, 0);
   t.equal(ct.stateName(id), 'FIN_WAIT', 'input-only: ES + fin -> FIN_WAIT');
-  t.equal(ct.timeout[id], 120);
+  t.equal(ct.timeoutOf(id), 120);
   tcpStateTransition(ct, id, DIR_INPUT, TCP_ACK, false, 0);
   t.equal(ct.stateName(id), 'FIN_WAIT', 'final ACK stays');
 
@@ -144,7 +144,7 @@ t.test('a packet without RST/SYN/FIN/ACK closes the conn', (t) => {
   tcpStateTransition(ct, id, DIR_INPUT, TCP_ACK, false, 0);
   tcpStateTransition(ct, id, DIR_INPUT, TCP_PSH, false, 5);
   t.equal(ct.stateName(id), 'CLOSE');
-  t.equal(ct.expires[id], 15, 'CLOSE timeout 10 s');
+  t.equal(ct.expiresOf(id), 15, 'CLOSE timeout 10 s');
   t.end();
 });
 
@@ -155,7 +155,7 @@ t.test('secure_tcp: SYN_RECV needs the server SYN-ACK before ESTABLISHED', (t) =
   t.equal(ct.stateName(id), 'SYN_RECV', 'a client ACK alone does not establish');
   tcpStateTransition(ct, id, DIR_OUTPUT, TCP_SYN | TCP_ACK, true, 0);
   t.equal(ct.stateName(id), 'SYNACK');
-  t.equal(ct.timeout[id], 120);
+  t.equal(ct.timeoutOf(id), 120);
   t.equal(dest.activeConns, 1, 'SYNACK is active');
   tcpStateTransition(ct, id, DIR_INPUT, TCP_ACK, true, 0);
   t.equal(ct.stateName(id), 'SYNACK', 'secure table: SA + ack stays SA');
@@ -171,7 +171,7 @@ t.test('entering ESTABLISHED assures the template', (t) => {
   tcpStateTransition(ct, id, DIR_INPUT, TCP_SYN, false, 0);
   t.equal(ct.stateName(tpl), 'NONE');
   tcpStateTransition(ct, id, DIR_INPUT, TCP_ACK, false, 0);
-  t.equal(ct.state[tpl], CTPL_S_ASSURED);
+  t.equal(ct.stateOf(tpl), CTPL_S_ASSURED);
   t.equal(ct.stateName(tpl), 'ASSURED');
   t.end();
 });
@@ -183,7 +183,7 @@ t.test('--set timeouts apply to later transitions', (t) => {
   t.same(ct.timeouts.getUser(), { tcp: 1000, tcpFin: 120, udp: 300 }, '0 keeps the old value');
   tcpStateTransition(ct, id, DIR_INPUT, TCP_SYN, false, 0);
   tcpStateTransition(ct, id, DIR_INPUT, TCP_ACK, false, 0);
-  t.equal(ct.timeout[id], 1000);
+  t.equal(ct.timeoutOf(id), 1000);
   t.notOk(ct.timeouts.setUser(10, -1, 10), 'a negative value is EINVAL');
   t.same(ct.timeouts.getUser(), { tcp: 1000, tcpFin: 120, udp: 300 }, 'and changes nothing');
   t.notOk(ct.timeouts.setUser(0x7fffffff, 0, 0), 'too large is EINVAL');
@@ -196,7 +196,7 @@ t.test('LISTEN (ip_vs_tcp_conn_listen)', (t) => {
   const { ct, id } = natConn();
   tcpConnListen(ct, id, 50);
   t.equal(ct.stateName(id), 'LISTEN');
-  t.equal(ct.expires[id], 170);
+  t.equal(ct.expiresOf(id), 170);
   tcpStateTransition(ct, id, DIR_OUTPUT, TCP_ACK, false, 60);
   t.equal(ct.stateName(id), 'ESTABLISHED', 'output ack in LISTEN -> ESTABLISHED');
   t.end();

@@ -24,14 +24,14 @@ t.test('UDP: one state, 300 s, replies assure the template, always inactive', (t
   ct.setControl(id, tpl);
   udpStateTransition(ct, id, DIR_INPUT, 5);
   t.equal(ct.stateName(id), 'UDP');
-  t.equal(ct.expires[id], 305);
+  t.equal(ct.expiresOf(id), 305);
   t.equal(ct.stateName(tpl), 'NONE', 'a request does not assure');
   udpStateTransition(ct, id, DIR_OUTPUT, 6);
   t.equal(ct.stateName(tpl), 'ASSURED', 'a reply does');
   t.same([dest.activeConns, dest.inactConns], [0, 1], 'UDP counts as inactive');
   ct.timeouts.setUser(0, 0, 30);
   udpStateTransition(ct, id, DIR_INPUT, 10);
-  t.equal(ct.expires[id], 40, '--set udp applies');
+  t.equal(ct.expiresOf(id), 40, '--set udp applies');
   t.end();
 });
 
@@ -50,7 +50,7 @@ t.test('SCTP: a NAT association through the kernel states', (t) => {
   for (const [dir, chunk, name, to, active] of steps) {
     sctpStateTransition(ct, id, dir, chunk, 100);
     t.equal(ct.stateName(id), name);
-    t.equal(ct.timeout[id], to);
+    t.equal(ct.timeoutOf(id), to);
     t.same([dest.activeConns, dest.inactConns], active ? [1, 0] : [0, 1], `${name} ${active ? 'active' : 'inactive'}`);
   }
   t.end();
@@ -65,9 +65,9 @@ t.test('SCTP: DR (input only), ABORT, unknown chunks and missing chunks', (t) =>
   t.equal(dest.activeConns, 1);
   sctpStateTransition(ct, id, DIR_INPUT, 200, 0);
   t.equal(ct.stateName(id), 'ESTABLISHED', 'unknown chunk type counts as DATA');
-  const before = ct.expires[id];
+  const before = ct.expiresOf(id);
   sctpStateTransition(ct, id, DIR_INPUT, -1, 500);
-  t.equal(ct.expires[id], before, 'no chunk header: nothing happens');
+  t.equal(ct.expiresOf(id), before, 'no chunk header: nothing happens');
   sctpStateTransition(ct, id, DIR_INPUT, SCTP_CID_ABORT, 0);
   t.equal(ct.stateName(id), 'CLOSED');
   t.equal(dest.activeConns, 0);
@@ -98,7 +98,7 @@ t.test('dispatch by protocol', (t) => {
   t.equal(sctp.ct.stateName(sctp.id), 'INIT1');
   const udp = make(17);
   connStateTransition(udp.ct, udp.id, DIR_INPUT, 0, -1, false, 0);
-  t.equal(udp.ct.timeout[udp.id], 300);
+  t.equal(udp.ct.timeoutOf(udp.id), 300);
   t.end();
 });
 
