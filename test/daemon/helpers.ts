@@ -7,7 +7,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, symlinkSync, accessSync, constants } from 'node:fs';
+import { mkdtempSync, rmSync, rmdirSync, symlinkSync, accessSync, constants } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,14 +37,39 @@ const netnsReason = netnsWorks();
 /** `{ skip: reason }` for tests that need namespaces (root), else `{}`. */
 export const NETNS_SKIP: { skip?: string } = netnsReason === null ? {} : { skip: netnsReason };
 
+function nobodyCanRead(path: string): string | null {
+  const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e',
+    `require('fs').accessSync(${JSON.stringify(path)}, require('fs').constants.R_OK)`], { timeout: 10_000 });
+  if (r.error) return `setpriv not usable: ${r.error.message}`;
+  if (r.status !== 0) return `user nobody cannot read ${path}`;
+  return null;
+}
+
+/**
+ * The program path processes of other users run. A checkout under a private directory
+ * (e.g. /root, mode 700) is unreachable for `nobody` even when the checkout itself is
+ * world-readable, so as root we bind-mount the checkout at a world-reachable path
+ * for the duration of the tests.
+ */
+export let OTHER_USER_BIN = BIN;
+
 /** Whether user `nobody` (65534) can run our program here (root can switch, and the files are world-readable). */
 function nobodyWorks(): string | null {
   if (!IS_ROOT) return 'switching to another user needs root';
-  const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e',
-    `require('fs').accessSync(${JSON.stringify(BIN)}, require('fs').constants.R_OK)`], { timeout: 10_000 });
-  if (r.error) return `setpriv not usable: ${r.error.message}`;
-  if (r.status !== 0) return `user nobody cannot read ${BIN}`;
-  return null;
+  if (nobodyCanRead(BIN) === null) return null;
+  const mnt = mkdtempSync(join(tmpdir(), 'ulvs-repo-'));
+  spawnSync('chmod', ['755', mnt]);
+  const m = spawnSync('mount', ['--bind', REPO, mnt], { encoding: 'utf8', timeout: 10_000 });
+  if (m.status !== 0) {
+    rmSync(mnt, { recursive: true, force: true });
+    return `user nobody cannot read ${BIN} and bind-mounting the checkout failed: ${m.stderr.trim()}`;
+  }
+  process.on('exit', () => {
+    spawnSync('umount', ['-l', mnt]);
+    try { rmdirSync(mnt); } catch { /* still busy: left empty */ }
+  });
+  OTHER_USER_BIN = join(mnt, 'bin', 'ulvs.js');
+  return nobodyCanRead(OTHER_USER_BIN);
 }
 const nobodyReason = netnsReason ?? nobodyWorks();
 export const NOBODY_SKIP: { skip?: string } = nobodyReason === null ? {} : { skip: nobodyReason };
@@ -163,7 +188,7 @@ export function ulvsadm(
   args: string[], where: Where = {}, opts: { as?: RunAs; input?: string; name?: string } = {},
 ): Promise<Transcript> {
   const name = opts.name ?? 'ulvsadm';
-  const bin = name === 'ulvs' ? BIN : binLink(name);
+  const bin = name === 'ulvs' ? (opts.as !== undefined ? OTHER_USER_BIN : BIN) : binLink(name);
   return runProgram([...prefix(where, opts.as), process.execPath, bin, ...args], { input: opts.input, env: clientEnv(where) });
 }
 
@@ -180,7 +205,7 @@ function binLink(name: string): string {
   try {
     accessSync(path, constants.F_OK);
   } catch {
-    symlinkSync(BIN, path);
+    symlinkSync(OTHER_USER_BIN, path);
   }
   return path;
 }
