@@ -21,7 +21,7 @@
  * VIPs with gratuitous ARP); `tick(now)` drives the clock; `stop()` closes the I/O,
  * ends the worker and removes the nftables table.
  */
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker } from 'node:worker_threads';
 import { readFileSync } from 'node:fs';
 import { REASON_NAMES, REASON_COUNT } from '../core/reasons.js';
 import { listInterfaces, interfaceInfo, type InterfaceInfo } from './afpacket-netdev.js';
@@ -32,8 +32,18 @@ import type { Route4 } from '../neigh/routes.js';
 import {
   COUNTER_SLOTS, C_ARP_REQUESTS, C_BATCHES, C_GARP_SENT, C_KERNEL_DROPS, C_NEIGH_DROPPED, C_NEIGH_ENTRIES,
   C_NEIGH_QUEUED, C_NEIGH_RELEASED, C_NO_ROUTE, C_RX_FRAMES, C_SUPER_FRAMES, C_TX_ERRORS, C_TX_FRAMES, C_UPDATED,
-  type BackendName, type DataPlaneCounters, type FromWorker, type IfaceFacts, type WorkerInit,
+  type BackendName, type DataPlaneCounters, type FromWorker, type IfaceFacts, type ToWorker, type WorkerInit,
 } from './worker-protocol.js';
+
+/** The first message from the data plane ('ready' or 'fatal'). */
+function firstMessage(listen: (cb: (m: FromWorker) => void) => void): Promise<FromWorker> {
+  return new Promise((resolve) => {
+    let done = false;
+    listen((m) => {
+      if (!done && (m.t === 'ready' || m.t === 'fatal')) { done = true; resolve(m); }
+    });
+  });
+}
 
 export type { DataPlaneCounters, IfaceFacts } from './worker-protocol.js';
 
@@ -79,6 +89,27 @@ export function defaultInterfaces(netns?: string): InterfaceInfo[] {
     .filter((i) => !i.loopback && i.hwType === ARPHRD_ETHER);
 }
 
+/** How the control plane talks to the data plane: a worker thread, or a channel to this thread. */
+interface Endpoint {
+  postMessage(m: ToWorker): void;
+  on(ev: 'message', cb: (m: FromWorker) => void): void;
+  /** Called at most once when the data plane dies on its own. */
+  onDeath(cb: (why: string) => void): void;
+  terminate(): Promise<void>;
+}
+
+function workerEndpoint(worker: Worker): Endpoint {
+  return {
+    postMessage: (m) => worker.postMessage(m),
+    on: (ev, cb) => { worker.on(ev, cb); },
+    onDeath: (cb) => {
+      worker.on('error', (e) => cb(`data plane worker failed: ${e.message}`));
+      worker.on('exit', (code) => cb(`data plane worker exited (${code})`));
+    },
+    terminate: async () => { await worker.terminate(); },
+  };
+}
+
 export class DataPlane {
   readonly api: WorkerIpvsApi;
   /** The interfaces served, as the worker found them. */
@@ -94,7 +125,7 @@ export class DataPlane {
   onFatal: ((message: string) => void) | null = null;
 
   private constructor(
-    private readonly worker: Worker,
+    private readonly worker: Endpoint,
     api: WorkerIpvsApi,
     ready: { ifaces: IfaceFacts[]; capacity: number },
     backend: BackendName,
@@ -143,31 +174,57 @@ export class DataPlane {
       routes: opts.routes ?? null,
       neighWait: opts.neighWait,
     };
-    // Module hooks of the parent (test runners' --import loaders) are not needed in the worker
-    // and slow its start-up by seconds.
-    const execArgv = process.execArgv.filter((a) => !/^--(import|loader|experimental-loader|require)\b/.test(a));
-    const worker = new Worker(new URL('./worker-main.js', import.meta.url), { workerData: init, execArgv });
-    const api = new WorkerIpvsApi(worker);
-    const ready = await new Promise<{ ifaces: IfaceFacts[]; capacity: number }>((resolve, reject) => {
-      const onMsg = (m: FromWorker): void => {
-        if (m.t === 'ready') { cleanup(); resolve(m); } else if (m.t === 'fatal') { cleanup(); reject(new DataPlaneError(m.message)); }
+    let endpoint: Endpoint;
+    let ready: { ifaces: IfaceFacts[]; capacity: number };
+    if (backend === 'pcap') {
+      // The `cap` addon is not worker-safe (its callbacks assume the main isolate): this data
+      // plane runs on the main thread, over the same protocol through a MessageChannel.
+      if (opts.netns !== undefined) throw new DataPlaneError('the pcap backend cannot run in another network namespace (netns)');
+      const { port1, port2 } = new MessageChannel();
+      const { serveDataPlane } = await import('./worker-core.js');
+      const readyP = firstMessage((cb) => port1.on('message', cb));
+      if (!serveDataPlane(port2, init, () => port2.close())) {
+        const m = await readyP;
+        port1.close();
+        throw new DataPlaneError(m.t === 'fatal' ? m.message : 'data plane failed');
+      }
+      endpoint = {
+        postMessage: (m) => port1.postMessage(m),
+        on: (ev, cb) => { port1.on(ev, cb); },
+        onDeath: () => {},
+        terminate: async () => { port1.close(); port2.close(); },
       };
-      const onErr = (e: Error): void => { cleanup(); reject(new DataPlaneError(e.message)); };
-      const onExit = (code: number): void => { cleanup(); reject(new DataPlaneError(`data plane worker exited (${code})`)); };
-      const cleanup = (): void => { worker.off('message', onMsg); worker.off('error', onErr); worker.off('exit', onExit); };
-      worker.on('message', onMsg);
-      worker.on('error', onErr);
-      worker.on('exit', onExit);
-    });
-    const dp = new DataPlane(worker, api, ready, backend, counters);
-    worker.on('message', (m: FromWorker) => dp.onMessage(m, log));
-    worker.on('error', (e) => dp.died(`data plane worker failed: ${e.message}`));
-    worker.on('exit', (code) => dp.died(`data plane worker exited (${code})`));
+      const m = await readyP;
+      if (m.t !== 'ready') throw new DataPlaneError('data plane failed to start');
+      ready = m;
+    } else {
+      // Module hooks of the parent (test runners' --import loaders) are not needed in the worker
+      // and slow its start-up by seconds.
+      const execArgv = process.execArgv.filter((a) => !/^--(import|loader|experimental-loader|require)\b/.test(a));
+      const worker = new Worker(new URL('./worker-main.js', import.meta.url), { workerData: init, execArgv });
+      ready = await new Promise<{ ifaces: IfaceFacts[]; capacity: number }>((resolve, reject) => {
+        const onMsg = (m: FromWorker): void => {
+          if (m.t === 'ready') { cleanup(); resolve(m); } else if (m.t === 'fatal') { cleanup(); reject(new DataPlaneError(m.message)); }
+        };
+        const onErr = (e: Error): void => { cleanup(); reject(new DataPlaneError(e.message)); };
+        const onExit = (code: number): void => { cleanup(); reject(new DataPlaneError(`data plane worker exited (${code})`)); };
+        const cleanup = (): void => { worker.off('message', onMsg); worker.off('error', onErr); worker.off('exit', onExit); };
+        worker.on('message', onMsg);
+        worker.on('error', onErr);
+        worker.on('exit', onExit);
+      });
+      endpoint = workerEndpoint(worker);
+    }
+    const api = new WorkerIpvsApi(endpoint);
+    const dp = new DataPlane(endpoint, api, ready, backend, counters);
+    endpoint.on('message', (m: FromWorker) => dp.onMessage(m, log));
+    endpoint.onDeath((why) => dp.died(why));
     if (backend !== 'none') {
       if (opts.kernelGuard ?? true) {
         try {
           dp.guard = KernelGuard.install(undefined, opts.netns);
-          api.onHide = (spec) => dp.guard!.update(spec);
+          // A failed nft update must not turn a successful table change into an error.
+          api.onHide = (spec) => dp.guard!.update(spec).catch((e: Error) => log(`ulvs: warning: nftables update failed: ${e.message}`));
         } catch (e) {
           log(`ulvs: warning: cannot install the nftables table (${(e as Error).message}); ` +
             'the kernel may answer or forward traffic for the virtual services itself');

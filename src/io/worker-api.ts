@@ -10,7 +10,6 @@
  * operation's promise resolves, so when `ipvsadm -A` returns, the kernel already
  * ignores the new VIP.
  */
-import type { Worker } from 'node:worker_threads';
 import type { IpvsApi, MarkRule } from '../ctl/api.js';
 import {
   CtlError, type ConnEntry, type DestSpec, type Errno, type Info, type ServiceEntry, type ServiceKey, type ServiceSpec,
@@ -30,7 +29,8 @@ export class WorkerIpvsApi implements IpvsApi {
   /** Called with the new HideSpec after a change; the operation resolves after it settles. */
   onHide: ((spec: HideSpec) => Promise<void>) | null = null;
 
-  constructor(private readonly worker: Worker) {}
+  /** `target`: the worker (or, for in-thread data planes, one end of a MessageChannel). */
+  constructor(private readonly target: { postMessage(m: ToWorker): void }) {}
 
   /** Routes one message from the worker (the data plane calls this for 'result' and 'neigh'). */
   deliver(m: FromWorker): boolean {
@@ -66,7 +66,7 @@ export class WorkerIpvsApi implements IpvsApi {
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
       this.waiting.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      this.worker.postMessage(make(id));
+      this.target.postMessage(make(id));
     });
   }
 

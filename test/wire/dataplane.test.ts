@@ -81,6 +81,8 @@ t.test('worker data plane on a veth', WIRE_SKIP, async (t) => {
     t.equal(formatMac(f.bytes, 6), dMac, 'from d0');
     const c = dp.counters();
     t.ok(c.arpRequests >= 1 && c.neighQueued >= 1 && c.neighReleased >= 1, `resolved by ARP while the frame waited (${JSON.stringify({ req: c.arpRequests, q: c.neighQueued, rel: c.neighReleased })})`);
+    const stats = (await dp.api.getService(svc())).dests[0]!.stats;
+    t.same([stats.conns, stats.inpkts, stats.inbytes], [1, 1, f.info.ipLen], 'the SYN that waited is counted once (one connection, one packet, its bytes)');
 
     await dp.api.editDest(svc(), dest(RS1, 0));
     const quiesced = await probe();

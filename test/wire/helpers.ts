@@ -259,7 +259,11 @@ export async function selftestCase(t: T, mode: Mode, tx: boolean): Promise<CaseR
       const toServer = frames.filter((f) => f.protocols.includes('tcp'));
       // (tcpdump may miss some under load: the exact count is checked with ipvsadm --stats below.)
       t.ok(toServer.length > 100, `server side: the director forwarded ${toServer.length} TCP frames`);
-      if (mode === 'tun') t.ok(toServer.every((f) => f.protocols.includes('ip:ip')), 'server side: every TCP frame is IPIP-encapsulated');
+      if (mode === 'tun') {
+        t.ok(toServer.every((f) => f.protocols.includes('ip:ip')), 'server side: every TCP frame is IPIP-encapsulated');
+        t.same([...new Set(toServer.map((f) => `${f.all('ip.src')[0]} > ${f.all('ip.dst')[0]}`))], [`${ADDR.dip} > ${ADDR.rip}`],
+          'outer header from the egress interface\'s address to the real server');
+      }
     } else if (mode === 'nat') {
       const replies = frames.filter((f) => f.protocols.includes('tcp'));
       t.ok(replies.length > 0, `client side: ${replies.length} NAT replies`);
