@@ -154,9 +154,6 @@ export class ConnTable {
   private readonly slots: Uint32Array;
   /** The record being placed by hashInsert (scratch, so inserting allocates nothing). */
   private readonly carry = new Uint32Array(REC);
-  /** Stand-in address words for IPv4 probes (only IPv6 probes read the words). */
-  private readonly noWords = new Uint32Array(4);
-  private hashMutations = 0;
   private readonly slotMask: number;
   readonly hashSlots: number;
   private readonly seed: number;
@@ -361,8 +358,12 @@ export class ConnTable {
    * cport, through a second lookup with cport 0, as the kernel does.
    */
   lookupIn(af: number, proto: number, caddr: Uint32Array, cport: number, vaddr: Uint32Array, vport: number): number {
-    const ck = af === 4 ? caddr[0]! : this.digest6(caddr);
-    const vk = af === 4 || proto === 0 ? vaddr[0]! : this.digest6(vaddr);
+    if (af === 4) {
+      const r4 = this.findIn4(proto, caddr[0]!, cport, vaddr[0]!, vport);
+      return r4 < 0 ? -1 : this.slots[r4 + R_ID]!;
+    }
+    const ck = this.digest6(caddr);
+    const vk = proto === 0 ? vaddr[0]! : this.digest6(vaddr);
     let r = this.probeIn(af, proto, ck, cport, vk, vport, caddr, vaddr);
     if (r < 0 && this.noCport > 0 && cport !== 0) r = this.probeIn(af, proto, ck, 0, vk, vport, caddr, vaddr);
     return r < 0 ? -1 : this.slots[r + R_ID]!;
@@ -397,9 +398,11 @@ export class ConnTable {
    * Templates never match.
    */
   lookupOut(af: number, proto: number, daddr: Uint32Array, dport: number, caddr: Uint32Array, cport: number): number {
-    const ck = af === 4 ? caddr[0]! : this.digest6(caddr);
-    const dk = af === 4 ? daddr[0]! : this.digest6(daddr);
-    const r = this.probeOut(af, proto, dk, dport, ck, cport, daddr, caddr);
+    if (af === 4) {
+      const r4 = this.findOut4(proto, daddr[0]!, dport, caddr[0]!, cport);
+      return r4 < 0 ? -1 : this.slots[r4 + R_ID]!;
+    }
+    const r = this.probeOut(af, proto, this.digest6(daddr), dport, this.digest6(caddr), cport, daddr, caddr);
     return r < 0 ? -1 : this.slots[r + R_ID]!;
   }
 
@@ -433,20 +436,44 @@ export class ConnTable {
    * lookupIn(4, ...) with the addresses as numbers, answering the matched hash
    * record's position instead of the id (or -1), so the caller reads the NAT
    * rewrite data from the line the probe already loaded: recId, recDaddr,
-   * recDport, recVaddr, recVport. Positions are valid until the hash changes
-   * (see hashVersion).
+   * recDport, recVaddr, recVport. A position is valid until the next insert
+   * or removal.
    */
   findIn4(proto: number, caddr: number, cport: number, vaddr: number, vport: number): number {
-    const z = this.noWords;
-    let r = this.probeIn(4, proto, caddr, cport, vaddr, vport, z, z);
-    if (r < 0 && this.noCport > 0 && cport !== 0) r = this.probeIn(4, proto, caddr, 0, vaddr, vport, z, z);
-    return r;
+    const r = this.probeIn4(proto, caddr, cport, vaddr, vport);
+    if (r >= 0 || this.noCport === 0 || cport === 0) return r;
+    return this.probeIn4(proto, caddr, 0, vaddr, vport);
+  }
+
+  /** probeIn for IPv4: the words are the keys, nothing to confirm. Kept small so it inlines. */
+  private probeIn4(proto: number, caddr: number, cport: number, vaddr: number, vport: number): number {
+    const s = this.slots;
+    const ports = ((cport << 16) | vport) >>> 0;
+    const meta = (proto << 8) | M_USED | (cport === 0 ? M_NOCPORT : 0);
+    let i = this.home(4, proto, caddr, cport);
+    for (;;) {
+      const b = i * REC;
+      const m = s[b + R_M]!;
+      if ((m & M_USED) === 0) return -1;
+      if (s[b + R_C] === caddr && s[b + R_P] === ports && (m & IN_MASK) === meta && s[b + R_V] === vaddr) return b;
+      i = (i + 1) & this.slotMask;
+    }
   }
 
   /** lookupOut(4, ...) answering the record position (see findIn4). */
   findOut4(proto: number, daddr: number, dport: number, caddr: number, cport: number): number {
-    const z = this.noWords;
-    return this.probeOut(4, proto, daddr, dport, caddr, cport, z, z);
+    const s = this.slots;
+    const meta = (proto << 8) | M_USED;
+    let i = this.home(4, proto, caddr, cport);
+    for (;;) {
+      const b = i * REC;
+      const m = s[b + R_M]!;
+      if ((m & M_USED) === 0) return -1;
+      if (s[b + R_C] === caddr && (s[b + R_P]! >>> 16) === cport && (m & TPL_MASK) === meta &&
+          ((m & M_MASQ) !== 0 ? (m >>> 16) === dport && s[b + R_D] === daddr
+            : (s[b + R_P]! & 0xffff) === dport && s[b + R_V] === daddr)) return b;
+      i = (i + 1) & this.slotMask;
+    }
   }
 
   /** The id of the entry at record position r. */
@@ -474,25 +501,29 @@ export class ConnTable {
     return this.slots[r + R_P]! & 0xffff;
   }
 
+  /** The record position of the home slot of an IPv4 client key (protocol, address, port). */
+  homeRecord4(proto: number, caddr: number, cport: number): number {
+    return this.home(4, proto, caddr, cport) * REC;
+  }
+
   /**
-   * Loads the home slot of an IPv4 client key (protocol, address, port) so the
-   * lookup that follows finds its line in cache; answers a word of it, which the
-   * caller folds into a sink so the load is not optimised away. Batch code
-   * calls this for every frame before the first lookup: the misses overlap.
+   * Loads the record at position r and answers bits of it, which the caller
+   * folds into a sink so the loads are kept: batch code touches every frame's
+   * slots before the first lookup, so their cache misses overlap. A quarter of
+   * the 24-byte records straddle two cache lines: both ends are loaded.
    */
-  touchHome4(proto: number, caddr: number, cport: number): number {
-    return this.slots[this.home(4, proto, caddr, cport) * REC + R_M]!;
+  touchRecord(r: number): number {
+    const s = this.slots;
+    return s[r + R_C]! ^ s[r + R_ID]!;
   }
 
-  /** Loads the hot record of id (see touchHome4). */
-  touchHot(id: number): number {
-    return this.hot32[id * HOT + H_TIMEOUT]!;
+  /** Loads the hot record of the entry in the slot at r, if any (see touchRecord). */
+  touchHotAt(r: number): number {
+    const s = this.slots;
+    if ((s[r + R_M]! & M_USED) === 0) return 0;
+    return this.hot32[s[r + R_ID]! * HOT + H_TIMEOUT]!;
   }
 
-  /** Changes whenever an entry enters or leaves the hash: equal values mean every lookup answer still holds. */
-  get hashVersion(): number {
-    return this.hashMutations;
-  }
 
   private daddrEquals(id: number, af: number, a: Uint32Array): boolean {
     if (af === 4) return this.daf[id] === 4 && this.daddr[id] === a[0];
@@ -572,7 +603,6 @@ export class ConnTable {
       i = (i + 1) & mask;
     }
     this.flags[id] = this.flags[id]! | CONN_F_HASHED;
-    this.hashMutations = (this.hashMutations + 1) | 0;
   }
 
   /** ip_vs_conn_unhash: remove the record and close the gap (backward-shift deletion). */
@@ -602,7 +632,6 @@ export class ConnTable {
     }
     s[hole * REC + R_M] = 0;
     this.flags[id] = this.flags[id]! & ~CONN_F_HASHED;
-    this.hashMutations = (this.hashMutations + 1) | 0;
   }
 
   // ---------------------------------------------------------------- timing wheel

@@ -13,14 +13,11 @@
  * connection's hash record and hot record (conn/table.ts), two cache lines that
  * are almost never cached. `prepare(batch)` therefore walks the whole batch
  * first, loading every frame's hash slots, then every hit's hot record, so the
- * misses of different frames overlap instead of stalling one after another;
- * the lookup answers are kept as hints that tryForward reuses while the hash is
- * unchanged (any insert or removal in between invalidates them).
+ * misses of different frames overlap instead of stalling one after another.
  */
 import { type FrameBatch, FRAME_CSUM_NOT_READY, V_FORWARD } from '../io/batch.js';
-import { csumUpdate16, csumUpdate32 } from '../packet/checksum.js';
 import { CONN_F_MASQ, CONN_F_DROUTE, TCP_S_ESTABLISHED, UDP_S_NORMAL } from '../conn/flags.js';
-import { DEST_F_AVAILABLE } from '../svc/types.js';
+import { DEST_F_AVAILABLE, ST_INBYTES, ST_INPKTS, ST_OUTBYTES, ST_OUTPKTS } from '../svc/types.js';
 import type { Engine } from './engine.js';
 import { R_FWD_DR, R_FWD_NAT_IN, R_FWD_NAT_OUT } from './reasons.js';
 
@@ -37,101 +34,98 @@ export class FastPath {
   /** Frames forwarded by the fast path (a plain counter: cheaper than asking later). */
   hits = 0;
 
-  // Per-frame hints from prepare(): the IPv4 key seen (proto 0: not a candidate) and the
-  // lookup answer for it (record position or -1, direction), valid while the hash version holds.
-  private hProto = new Uint8Array(0);
-  private hSaddr = new Uint32Array(0);
-  private hDaddr = new Uint32Array(0);
-  private hPorts = new Uint32Array(0);
-  private hRec = new Int32Array(0);
-  private hInbound = new Uint8Array(0);
-  private hCount = 0;
-  private hVersion = -1;
+  // Per-frame scratch of prepare(): the home slots of the frame's two possible keys.
+  private inHome = new Int32Array(0);
+  private outHome = new Int32Array(0);
   /** Folds the prefetch loads so the compiler keeps them. */
   private sink = 0;
   private readonly addr = new Uint32Array(4);
+  /** Big-endian 16/32-bit access to the batch arena (one read instead of two or four). */
+  private view: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
+  private viewOf: Uint8Array | null = null;
+  /** One view per arena ever seen (a backend may alternate between a few). */
+  private readonly views = new WeakMap<Uint8Array, DataView<ArrayBufferLike>>();
 
   constructor(engine: Engine) {
     this.e = engine;
   }
 
+  /** The DataView over `buf`, made once per arena. */
+  private viewFor(buf: Uint8Array): DataView<ArrayBufferLike> {
+    if (buf === this.viewOf) return this.view;
+    let v = this.views.get(buf);
+    if (v === undefined) {
+      v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+      this.views.set(buf, v);
+    }
+    this.view = v;
+    this.viewOf = buf;
+    return v;
+  }
+
   /**
-   * Runs the connection lookups of every candidate frame of the batch ahead of
-   * tryForward: first touching all home slots, then probing (now from cache) and
-   * touching each hit's hot record. Only loads and hints: nothing observable changes.
+   * Loads, for every IPv4 TCP/UDP frame of the batch, the hash slots its lookups
+   * will probe (as a client packet and as a reply), then the hot record of the
+   * entry found there, so the per-frame work that follows hits the cache. Loads
+   * only: nothing observable changes, whatever the frames are.
    */
   prepare(batch: FrameBatch): void {
     const n = batch.count;
-    if (this.hProto.length < n) this.grow(batch.capacity);
-    this.hCount = 0;
-    if (!this.enabled) return;
+    if (this.inHome.length < n) {
+      this.inHome = new Int32Array(batch.capacity);
+      this.outHome = new Int32Array(batch.capacity);
+    }
     const conns = this.e.conns;
     const buf = batch.buf;
-    const hProto = this.hProto, hSaddr = this.hSaddr, hDaddr = this.hDaddr, hPorts = this.hPorts;
+    const dv = this.viewFor(buf);
+    const end = buf.length;
+    const inHome = this.inHome, outHome = this.outHome;
     let sink = 0;
     for (let i = 0; i < n; i++) {
-      hProto[i] = 0;
+      inHome[i] = -1;
       const o = batch.off[i]!;
-      if (batch.len[i]! < 42 || buf[o + 12] !== 0x08 || buf[o + 13] !== 0x00) continue;
+      if (batch.len[i]! < 42 || o + 42 > end) continue;
       const l3 = o + 14;
-      if (buf[l3] !== 0x45 || (((buf[l3 + 6]! << 8) | buf[l3 + 7]!) & 0x3fff) !== 0) continue;
+      // EtherType 0x0800, then version 4 / IHL 5.
+      if ((dv.getUint32(o + 12) >>> 8) !== 0x080045) continue;
       const proto = buf[l3 + 9]!;
       if (proto !== TCP && proto !== UDP) continue;
-      const saddr = ((buf[l3 + 12]! << 24) | (buf[l3 + 13]! << 16) | (buf[l3 + 14]! << 8) | buf[l3 + 15]!) >>> 0;
-      const daddr = ((buf[l3 + 16]! << 24) | (buf[l3 + 17]! << 16) | (buf[l3 + 18]! << 8) | buf[l3 + 19]!) >>> 0;
-      const sport = (buf[l3 + 20]! << 8) | buf[l3 + 21]!;
-      const dport = (buf[l3 + 22]! << 8) | buf[l3 + 23]!;
-      hProto[i] = proto;
-      hSaddr[i] = saddr;
-      hDaddr[i] = daddr;
-      hPorts[i] = ((sport << 16) | dport) >>> 0;
-      // Inbound: hashed by the client (source); reply: by the client it goes to (destination).
-      sink ^= conns.touchHome4(proto, saddr, sport) ^ conns.touchHome4(proto, daddr, dport);
+      const ports = dv.getUint32(l3 + 20);
+      // Client packets are hashed by their source, replies by their destination (the client).
+      inHome[i] = conns.homeRecord4(proto, dv.getUint32(l3 + 12), ports >>> 16);
+      outHome[i] = conns.homeRecord4(proto, dv.getUint32(l3 + 16), ports & 0xffff);
     }
-    const hRec = this.hRec, hInbound = this.hInbound;
+    // Tight loops with nothing but the loads, so many misses are in flight at once:
+    // first the slots, then (their lines arriving) the hot record of the entry found
+    // there. A record of another key only wastes a load.
     for (let i = 0; i < n; i++) {
-      const proto = hProto[i]!;
-      if (proto === 0) continue;
-      const saddr = hSaddr[i]!, daddr = hDaddr[i]!, ports = hPorts[i]!;
-      const sport = ports >>> 16, dport = ports & 0xffff;
-      let r = conns.findIn4(proto, saddr, sport, daddr, dport);
-      let inbound = 1;
-      if (r < 0) {
-        r = conns.findOut4(proto, saddr, sport, daddr, dport);
-        inbound = 0;
-      }
-      hRec[i] = r;
-      hInbound[i] = inbound;
-      if (r >= 0) sink ^= conns.touchHot(conns.recId(r));
+      const a = inHome[i]!;
+      if (a >= 0) sink ^= conns.touchRecord(a) ^ conns.touchRecord(outHome[i]!);
+    }
+    for (let i = 0; i < n; i++) {
+      const a = inHome[i]!;
+      if (a >= 0) sink ^= conns.touchHotAt(a) ^ conns.touchHotAt(outHome[i]!);
     }
     this.sink ^= sink;
-    this.hCount = n;
-    this.hVersion = conns.hashVersion;
-  }
-
-  private grow(cap: number): void {
-    this.hProto = new Uint8Array(cap);
-    this.hSaddr = new Uint32Array(cap);
-    this.hDaddr = new Uint32Array(cap);
-    this.hPorts = new Uint32Array(cap);
-    this.hRec = new Int32Array(cap);
-    this.hInbound = new Uint8Array(cap);
   }
 
   /** Forwards frame i if it is an eligible established packet; returns its reason, or -1. */
   tryForward(batch: FrameBatch, i: number): number {
     if (!this.enabled || (batch.flags[i]! & FRAME_CSUM_NOT_READY) !== 0) return -1;
     const buf = batch.buf;
+    const dv = buf === this.viewOf ? this.view : this.viewFor(buf);
     const o = batch.off[i]!;
     const len = batch.len[i]!;
-    if (len < 42 || buf[o + 12] !== 0x08 || buf[o + 13] !== 0x00) return -1;
+    if (len < 42 || o + len > buf.length) return -1;
     const l3 = o + 14;
-    if (buf[l3] !== 0x45) return -1; // IPv4 without options
-    const totLen = (buf[l3 + 2]! << 8) | buf[l3 + 3]!;
+    if ((dv.getUint32(o + 12) >>> 8) !== 0x080045) return -1; // IPv4 without options
+    const totLen = dv.getUint16(l3 + 2);
     if (totLen < 28 || totLen > len - 14) return -1;
-    if ((((buf[l3 + 6]! << 8) | buf[l3 + 7]!) & 0x3fff) !== 0) return -1; // fragment
-    if (buf[l3 + 8]! <= 1) return -1; // TTL expiry: general path sends the ICMP
-    const proto = buf[l3 + 9]!;
+    // Fragment bits, TTL and protocol in one read.
+    const w = dv.getUint32(l3 + 6);
+    if ((w & 0x3fff0000) !== 0) return -1; // fragment
+    if ((w & 0xff00) <= 0x0100) return -1; // TTL expiry: general path sends the ICMP
+    const proto = w & 0xff;
     const l4 = l3 + 20;
     let csumAt: number;
     if (proto === TCP) {
@@ -142,36 +136,27 @@ export class FastPath {
       if ((f & TCP_STATEFUL) !== 0 || (f & TCP_ACK) === 0) return -1;
       csumAt = l4 + 16;
     } else if (proto === UDP) {
-      const ulen = (buf[l4 + 4]! << 8) | buf[l4 + 5]!;
+      const ulen = dv.getUint16(l4 + 4);
       if (ulen < 8 || ulen > totLen - 20) return -1;
-      if (buf[l4 + 6] === 0 && buf[l4 + 7] === 0) return -1; // zero checksum: the kernel computes a full one
+      if (dv.getUint16(l4 + 6) === 0) return -1; // zero checksum: the kernel computes a full one
       csumAt = l4 + 6;
     } else {
       return -1;
     }
     const e = this.e;
     if (totLen > e.mtu || e.sysctls.secure_tcp >= 2) return -1;
-    const saddr = ((buf[l3 + 12]! << 24) | (buf[l3 + 13]! << 16) | (buf[l3 + 14]! << 8) | buf[l3 + 15]!) >>> 0;
-    const daddr = ((buf[l3 + 16]! << 24) | (buf[l3 + 17]! << 16) | (buf[l3 + 18]! << 8) | buf[l3 + 19]!) >>> 0;
-    const sport = (buf[l4]! << 8) | buf[l4 + 1]!;
-    const dport = (buf[l4 + 2]! << 8) | buf[l4 + 3]!;
+    const saddr = dv.getUint32(l3 + 12);
+    const daddr = dv.getUint32(l3 + 16);
+    const ports = dv.getUint32(l4);
+    const sport = ports >>> 16;
+    const dport = ports & 0xffff;
     const conns = e.conns;
-    let r: number;
-    let inbound: boolean;
-    if (i < this.hCount && conns.hashVersion === this.hVersion && this.hProto[i] === proto &&
-        this.hSaddr[i] === saddr && this.hDaddr[i] === daddr && this.hPorts[i] === (((sport << 16) | dport) >>> 0)) {
-      // prepare() looked this key up and the hash has not changed since: same answer.
-      r = this.hRec[i]!;
+    let r = conns.findIn4(proto, saddr, sport, daddr, dport);
+    let inbound = true;
+    if (r < 0) {
+      r = conns.findOut4(proto, saddr, sport, daddr, dport);
       if (r < 0) return -1;
-      inbound = this.hInbound[i] === 1;
-    } else {
-      r = conns.findIn4(proto, saddr, sport, daddr, dport);
-      inbound = true;
-      if (r < 0) {
-        r = conns.findOut4(proto, saddr, sport, daddr, dport);
-        if (r < 0) return -1;
-        inbound = false;
-      }
+      inbound = false;
     }
     const id = conns.recId(r);
     // ONE_PACKET conns are never hashed, so no lookup finds them.
@@ -179,15 +164,14 @@ export class FastPath {
     if (conns.dafOf(id) !== 4) return -1;
     if (inbound ? method !== CONN_F_MASQ && method !== CONN_F_DROUTE : method !== CONN_F_MASQ) return -1;
     // The state machine would keep the state and re-arm the same timeout: check that.
-    const timeouts = conns.timeouts;
     const state = conns.stateOf(id);
+    const timeout = conns.timeoutOf(id);
     if (proto === TCP) {
-      if (state !== TCP_S_ESTABLISHED || conns.timeoutOf(id) !== timeouts.tcp[TCP_S_ESTABLISHED]) return -1;
-    } else if (state !== UDP_S_NORMAL || conns.timeoutOf(id) !== timeouts.udp[UDP_S_NORMAL]) {
+      if (state !== TCP_S_ESTABLISHED || timeout !== conns.timeouts.tcp[TCP_S_ESTABLISHED]) return -1;
+    } else if (state !== UDP_S_NORMAL || timeout !== conns.timeouts.udp[UDP_S_NORMAL]) {
       return -1;
     }
-    const destId = conns.destIdOf(id);
-    const dest = e.table.destById(destId);
+    const dest = e.table.destById(conns.destIdOf(id));
     if (dest === undefined || (dest.flags & DEST_F_AVAILABLE) === 0) return -1;
 
     // Next hop before any change, so a miss leaves the frame untouched for the general path.
@@ -204,45 +188,62 @@ export class FastPath {
 
     // ip_decrease_ttl.
     buf[l3 + 8] = buf[l3 + 8]! - 1;
-    let ipc = ((buf[l3 + 10]! << 8) | buf[l3 + 11]!) + 0x0100;
+    let ipc = dv.getUint16(l3 + 10) + 0x0100;
     if (ipc >= 0xffff) ipc += 1;
     ipc &= 0xffff;
 
+    // The counters of Engine.countIn/countOut (ip_vs_in_stats / ip_vs_out_stats); dest is available.
+    const dc = dest.stats.cnt;
+    const sc = dest.svc.stats.cnt;
+    const tc = e.table.totalStats.cnt;
     let reason: number;
+    // NAT: one address and one port replaced. The checksum arithmetic is RFC 1624 written out
+    // here (csumUpdate32 and csumUpdate16, folded once), because this function is at V8's
+    // inlining budget: helpers called from here would stay calls.
+    let oldA: number, newA: number, oldP: number, newP: number, aAt: number, pAt: number;
     if (inbound) {
-      e.countIn(dest, totLen);
+      dc[ST_INPKTS]!++; dc[ST_INBYTES]! += totLen;
+      sc[ST_INPKTS]!++; sc[ST_INBYTES]! += totLen;
+      tc[ST_INPKTS]!++; tc[ST_INBYTES]! += totLen;
       conns.countInPkt(id);
-      if (method === CONN_F_MASQ) {
-        const nd = conns.recDaddr(r);
-        const np = conns.recDport(r);
-        let c = (buf[csumAt]! << 8) | buf[csumAt + 1]!;
-        c = csumUpdate16(csumUpdate32(c, daddr, nd), dport, np);
-        if (c === 0 && proto === UDP) c = 0xffff;
-        buf[csumAt] = c >>> 8; buf[csumAt + 1] = c & 0xff;
-        buf[l4 + 2] = np >>> 8; buf[l4 + 3] = np & 0xff;
-        buf[l3 + 16] = nd >>> 24; buf[l3 + 17] = (nd >>> 16) & 0xff; buf[l3 + 18] = (nd >>> 8) & 0xff; buf[l3 + 19] = nd & 0xff;
-        ipc = csumUpdate32(ipc, daddr, nd);
-        reason = R_FWD_NAT_IN;
-      } else {
-        reason = R_FWD_DR;
+      if (method !== CONN_F_MASQ) {
+        dv.setUint16(l3 + 10, ipc);
+        return this.done(batch, i, id, dest.id, R_FWD_DR);
       }
+      oldA = daddr; newA = conns.recDaddr(r); aAt = l3 + 16;
+      oldP = dport; newP = conns.recDport(r); pAt = l4 + 2;
+      reason = R_FWD_NAT_IN;
     } else {
-      e.countOut(dest, totLen);
-      const ns = conns.recVaddr(r);
-      const np = conns.recVport(r);
-      let c = (buf[csumAt]! << 8) | buf[csumAt + 1]!;
-      c = csumUpdate16(csumUpdate32(c, saddr, ns), sport, np);
-      if (c === 0 && proto === UDP) c = 0xffff;
-      buf[csumAt] = c >>> 8; buf[csumAt + 1] = c & 0xff;
-      buf[l4] = np >>> 8; buf[l4 + 1] = np & 0xff;
-      buf[l3 + 12] = ns >>> 24; buf[l3 + 13] = (ns >>> 16) & 0xff; buf[l3 + 14] = (ns >>> 8) & 0xff; buf[l3 + 15] = ns & 0xff;
-      ipc = csumUpdate32(ipc, saddr, ns);
+      dc[ST_OUTPKTS]!++; dc[ST_OUTBYTES]! += totLen;
+      sc[ST_OUTPKTS]!++; sc[ST_OUTBYTES]! += totLen;
+      tc[ST_OUTPKTS]!++; tc[ST_OUTBYTES]! += totLen;
+      oldA = saddr; newA = conns.recVaddr(r); aAt = l3 + 12;
+      oldP = sport; newP = conns.recVport(r); pAt = l4;
       reason = R_FWD_NAT_OUT;
     }
-    buf[l3 + 10] = ipc >>> 8; buf[l3 + 11] = ipc & 0xff;
+    const oa = ((~oldA >>> 16) & 0xffff) + (~oldA & 0xffff);
+    const na = (newA >>> 16) + (newA & 0xffff);
+    let c = (~dv.getUint16(csumAt) & 0xffff) + oa + na + (~oldP & 0xffff) + newP;
+    c = (c & 0xffff) + (c >>> 16);
+    c = ~((c & 0xffff) + (c >>> 16)) & 0xffff;
+    if (c === 0 && proto === UDP) c = 0xffff;
+    dv.setUint16(csumAt, c);
+    dv.setUint16(pAt, newP);
+    dv.setUint32(aAt, newA);
+    let h = (~ipc & 0xffff) + oa + na;
+    h = (h & 0xffff) + (h >>> 16);
+    h = ~((h & 0xffff) + (h >>> 16)) & 0xffff;
+    dv.setUint16(l3 + 10, h);
+    return this.done(batch, i, id, dest.id, reason);
+  }
+
+  /** The common tail: re-arm the timer, outcome, verdict. */
+  private done(batch: FrameBatch, i: number, id: number, destId: number, reason: number): number {
+    const e = this.e;
+    const conns = e.conns;
     conns.touch(id, e.now);
     const oc = e.outcome;
-    oc.destId = dest.id;
+    oc.destId = destId;
     oc.svcId = conns.svcIdOf(id);
     batch.verdict[i] = V_FORWARD;
     this.hits++;

@@ -93,6 +93,20 @@ export class Xmit {
 
   /** Writes dest's next-hop MAC at out[off..off+6) from the per-dest cache (fast path). */
   destMacInto(dest: Dest, out: Uint8Array, off: number): boolean {
+    const id = dest.id;
+    // Already resolved: straight from the cache (what destHop would copy through l2).
+    if (id < this.destNh.length && this.destNh[id] === NH_OK) {
+      const m = this.destMac;
+      const b = id * 6;
+      out[off] = m[b]!; out[off + 1] = m[b + 1]!; out[off + 2] = m[b + 2]!;
+      out[off + 3] = m[b + 3]!; out[off + 4] = m[b + 4]!; out[off + 5] = m[b + 5]!;
+      return true;
+    }
+    return this.destMacResolve(dest, out, off);
+  }
+
+  /** destMacInto's first use of a dest (and dests beyond the cache). Kept apart so destMacInto stays small. */
+  private destMacResolve(dest: Dest, out: Uint8Array, off: number): boolean {
     if (!this.destHop(dest)) return false;
     const l2 = this.l2;
     out[off] = l2[0]!; out[off + 1] = l2[1]!; out[off + 2] = l2[2]!;
