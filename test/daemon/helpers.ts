@@ -7,7 +7,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, rmdirSync, symlinkSync, accessSync, constants } from 'node:fs';
+import { mkdtempSync, mkdirSync, cpSync, rmSync, symlinkSync, accessSync, constants } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -48,8 +48,9 @@ function nobodyCanRead(path: string): string | null {
 /**
  * The program path processes of other users run. A checkout under a private directory
  * (e.g. /root, mode 700) is unreachable for `nobody` even when the checkout itself is
- * world-readable, so as root we bind-mount the checkout at a world-reachable path
- * for the duration of the tests.
+ * world-readable, so as root we copy what `ulvsadm` needs at run time (bin/, dist/src/,
+ * package.json: the client path imports no npm package) to a world-readable temporary
+ * directory for the duration of the tests.
  */
 export let OTHER_USER_BIN = BIN;
 
@@ -57,18 +58,14 @@ export let OTHER_USER_BIN = BIN;
 function nobodyWorks(): string | null {
   if (!IS_ROOT) return 'switching to another user needs root';
   if (nobodyCanRead(BIN) === null) return null;
-  const mnt = mkdtempSync(join(tmpdir(), 'ulvs-repo-'));
-  spawnSync('chmod', ['755', mnt]);
-  const m = spawnSync('mount', ['--bind', REPO, mnt], { encoding: 'utf8', timeout: 10_000 });
-  if (m.status !== 0) {
-    rmSync(mnt, { recursive: true, force: true });
-    return `user nobody cannot read ${BIN} and bind-mounting the checkout failed: ${m.stderr.trim()}`;
-  }
-  process.on('exit', () => {
-    spawnSync('umount', ['-l', mnt]);
-    try { rmdirSync(mnt); } catch { /* still busy: left empty */ }
-  });
-  OTHER_USER_BIN = join(mnt, 'bin', 'ulvs.js');
+  const copy = mkdtempSync(join(tmpdir(), 'ulvs-run-'));
+  process.on('exit', () => rmSync(copy, { recursive: true, force: true }));
+  mkdirSync(join(copy, 'dist'));
+  cpSync(join(REPO, 'bin'), join(copy, 'bin'), { recursive: true });
+  cpSync(join(REPO, 'dist', 'src'), join(copy, 'dist', 'src'), { recursive: true });
+  cpSync(join(REPO, 'package.json'), join(copy, 'package.json'));
+  spawnSync('chmod', ['-R', 'a+rX', copy]);
+  OTHER_USER_BIN = join(copy, 'bin', 'ulvs.js');
   return nobodyCanRead(OTHER_USER_BIN);
 }
 const nobodyReason = netnsReason ?? nobodyWorks();
