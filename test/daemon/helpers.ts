@@ -38,8 +38,13 @@ const netnsReason = netnsWorks();
 export const NETNS_SKIP: { skip?: string } = netnsReason === null ? {} : { skip: netnsReason };
 
 function nobodyCanRead(path: string): string | null {
-  const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e',
-    `require('fs').accessSync(${JSON.stringify(path)}, require('fs').constants.R_OK)`], { timeout: 10_000 });
+  // `env -u NODE_OPTIONS`: the test runner re-adds its preloads (which live in the private
+  // checkout) to the environment of every child it sees spawned.
+  const r = spawnSync('env', ['-u', 'NODE_OPTIONS', 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e',
+    `require('fs').accessSync(${JSON.stringify(path)}, require('fs').constants.R_OK)`],
+  // Without the test runner's NODE_OPTIONS preloads: they live in the (private) checkout too.
+  // From '/': the checkout (our cwd) may be unreachable for that user, and node needs its cwd.
+  { timeout: 10_000, env: { ...process.env, NODE_OPTIONS: '' }, cwd: '/' });
   if (r.error) return `setpriv not usable: ${r.error.message}`;
   if (r.status !== 0) return `user nobody cannot read ${path}`;
   return null;
@@ -141,9 +146,9 @@ export interface Transcript {
 }
 
 /** Runs a program with a timeout and optional stdin; resolves with its transcript. */
-export function runProgram(argv: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<Transcript> {
+export function runProgram(argv: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string } = {}): Promise<Transcript> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? cleanEnv() });
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? cleanEnv(), ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}) });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
@@ -186,7 +191,9 @@ export function ulvsadm(
 ): Promise<Transcript> {
   const name = opts.name ?? 'ulvsadm';
   const bin = name === 'ulvs' ? (opts.as !== undefined ? OTHER_USER_BIN : BIN) : binLink(name);
-  return runProgram([...prefix(where, opts.as), process.execPath, bin, ...args], { input: opts.input, env: clientEnv(where) });
+  // Another user runs from '/': the checkout (our cwd) may be unreachable for them.
+  return runProgram([...prefix(where, opts.as), process.execPath, bin, ...args],
+    { input: opts.input, env: clientEnv(where), ...(opts.as !== undefined ? { cwd: '/' } : {}) });
 }
 
 let linkDir: string | null = null;
