@@ -589,7 +589,7 @@ export class ConnTable {
       const b = i * REC;
       const m = s[b + R_M]!;
       if ((m & M_USED) === 0) {
-        s.set(rec, b);
+        s[b] = rec[0]!; s[b + 1] = rec[1]!; s[b + 2] = rec[2]!; s[b + 3] = rec[3]!; s[b + 4] = rec[4]!; s[b + 5] = rec[5]!;
         break;
       }
       if (s[b + R_C] === ck && (s[b + R_P]! >>> 16) === cport && (m & CLIENT_MASK) === client) {
@@ -625,7 +625,9 @@ export class ConnTable {
       const h = this.home(m & M_AF6 ? 6 : 4, (m >>> 8) & 0xff, s[bj + R_C]!, s[bj + R_P]! >>> 16);
       // The record at j may fill the hole unless its home lies cyclically in (hole, j].
       if (((j - h) & mask) >= ((j - hole) & mask)) {
-        s.copyWithin(hole * REC, bj, bj + REC);
+        const bh = hole * REC;
+        s[bh] = s[bj]!; s[bh + 1] = s[bj + 1]!; s[bh + 2] = s[bj + 2]!;
+        s[bh + 3] = s[bj + 3]!; s[bh + 4] = s[bj + 4]!; s[bh + 5] = s[bj + 5]!;
         hole = j;
       }
       j = (j + 1) & mask;

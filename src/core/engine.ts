@@ -378,8 +378,10 @@ export class Engine {
     const sp = this.sp;
     sp.af = info.af as 4 | 6;
     sp.protocol = info.proto;
-    sp.saddr.set(info.saddr);
-    sp.daddr.set(info.daddr);
+    // Word copies: TypedArray.prototype.set costs a builtin call (~20 ns) per use.
+    const sa = sp.saddr, da = sp.daddr, is = info.saddr, id = info.daddr;
+    sa[0] = is[0]!; sa[1] = is[1]!; sa[2] = is[2]!; sa[3] = is[3]!;
+    da[0] = id[0]!; da[1] = id[1]!; da[2] = id[2]!; da[3] = id[3]!;
     sp.sport = info.sport;
     sp.dport = info.dport;
     return sp;

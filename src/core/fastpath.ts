@@ -34,9 +34,14 @@ export class FastPath {
   /** Frames forwarded by the fast path (a plain counter: cheaper than asking later). */
   hits = 0;
 
-  // Per-frame scratch of prepare(): the home slots of the frame's two possible keys.
-  private inHome = new Int32Array(0);
-  private outHome = new Int32Array(0);
+  // Per-frame scratch of prepare(): the home slot of the key the frame most likely has.
+  private homes = new Int32Array(0);
+  /**
+   * IPv4 VIPs of non-fwmark services, to guess a frame's direction: an open-addressing
+   * set (0 = empty; 0.0.0.0 is never a VIP) of a power-of-two size, rebuilt when the table changes.
+   */
+  private vips = new Uint32Array(1);
+  private vipsVersion = -1;
   /** Folds the prefetch loads so the compiler keeps them. */
   private sink = 0;
   private readonly addr = new Uint32Array(4);
@@ -64,25 +69,25 @@ export class FastPath {
   }
 
   /**
-   * Loads, for every IPv4 TCP/UDP frame of the batch, the hash slots its lookups
-   * will probe (as a client packet and as a reply), then the hot record of the
-   * entry found there, so the per-frame work that follows hits the cache. Loads
-   * only: nothing observable changes, whatever the frames are.
+   * Loads, for every IPv4 TCP/UDP frame of the batch, the hash slot its lookup
+   * will probe — as a client packet when it goes to a VIP, else as a reply — then
+   * the hot record of the entry found there, so the per-frame work that follows
+   * hits the cache. Loads only: a wrong guess (fwmark services, other traffic)
+   * costs a useless load, nothing observable changes, whatever the frames are.
    */
   prepare(batch: FrameBatch): void {
     const n = batch.count;
-    if (this.inHome.length < n) {
-      this.inHome = new Int32Array(batch.capacity);
-      this.outHome = new Int32Array(batch.capacity);
-    }
-    const conns = this.e.conns;
+    if (this.homes.length < n) this.homes = new Int32Array(batch.capacity);
+    const e = this.e;
+    if (e.table.version !== this.vipsVersion) this.loadVips();
+    const conns = e.conns;
     const buf = batch.buf;
     const dv = this.viewFor(buf);
     const end = buf.length;
-    const inHome = this.inHome, outHome = this.outHome;
-    let sink = 0;
+    const homes = this.homes;
+    const vips = this.vips;
     for (let i = 0; i < n; i++) {
-      inHome[i] = -1;
+      homes[i] = -1;
       const o = batch.off[i]!;
       if (batch.len[i]! < 42 || o + 42 > end) continue;
       const l3 = o + 14;
@@ -91,22 +96,46 @@ export class FastPath {
       const proto = buf[l3 + 9]!;
       if (proto !== TCP && proto !== UDP) continue;
       const ports = dv.getUint32(l3 + 20);
+      const daddr = dv.getUint32(l3 + 16);
+      const vmask = vips.length - 1;
+      let k = (Math.imul(daddr, 0x9e3779b1) >>> 16) & vmask;
+      while (vips[k] !== 0 && vips[k] !== daddr) k = (k + 1) & vmask;
+      const vip = vips[k] === daddr;
       // Client packets are hashed by their source, replies by their destination (the client).
-      inHome[i] = conns.homeRecord4(proto, dv.getUint32(l3 + 12), ports >>> 16);
-      outHome[i] = conns.homeRecord4(proto, dv.getUint32(l3 + 16), ports & 0xffff);
+      homes[i] = vip ? conns.homeRecord4(proto, dv.getUint32(l3 + 12), ports >>> 16)
+        : conns.homeRecord4(proto, daddr, ports & 0xffff);
     }
     // Tight loops with nothing but the loads, so many misses are in flight at once:
     // first the slots, then (their lines arriving) the hot record of the entry found
     // there. A record of another key only wastes a load.
+    let sink = 0;
     for (let i = 0; i < n; i++) {
-      const a = inHome[i]!;
-      if (a >= 0) sink ^= conns.touchRecord(a) ^ conns.touchRecord(outHome[i]!);
+      const a = homes[i]!;
+      if (a >= 0) sink ^= conns.touchRecord(a);
     }
     for (let i = 0; i < n; i++) {
-      const a = inHome[i]!;
-      if (a >= 0) sink ^= conns.touchHotAt(a) ^ conns.touchHotAt(outHome[i]!);
+      const a = homes[i]!;
+      if (a >= 0) sink ^= conns.touchHotAt(a);
     }
     this.sink ^= sink;
+  }
+
+  /** Control plane (once per table change): the VIP list prepare() guesses directions with. */
+  private loadVips(): void {
+    const t = this.e.table;
+    const list = t.services();
+    let size = 4;
+    while (size < list.length * 4) size *= 2;
+    const set = new Uint32Array(size);
+    for (const s of list) {
+      const a = s.addr.w0 >>> 0;
+      if (s.af !== 4 || s.fwmark !== 0 || a === 0) continue;
+      let k = (Math.imul(a, 0x9e3779b1) >>> 16) & (size - 1);
+      while (set[k] !== 0 && set[k] !== a) k = (k + 1) & (size - 1);
+      set[k] = a;
+    }
+    this.vips = set;
+    this.vipsVersion = t.version;
   }
 
   /** Forwards frame i if it is an eligible established packet; returns its reason, or -1. */
