@@ -28,6 +28,7 @@ import {
   DIR_INPUT, DIR_INPUT_ONLY, DIR_OUTPUT, SCTP_S_CLOSED, TCP_S_CLOSE, TCP_S_FIN_WAIT, TCP_S_TIME_WAIT,
 } from '../conn/flags.js';
 import { connStateTransition } from '../conn/transition.js';
+import { sctpStateChunk } from '../conn/sctp.js';
 import type { NextHopResolver } from '../neigh/static.js';
 import { FragCache } from './frag-cache.js';
 import * as R from './reasons.js';
@@ -257,6 +258,16 @@ export class Engine {
     return 0;
   }
 
+  /**
+   * The chunk that drives the SCTP state machine (set_sctp_state): the first chunk, except a
+   * COOKIE ECHO / COOKIE ACK followed by an ABORT counts as the ABORT. Other protocols: unused.
+   */
+  private stateChunk(batch: FrameBatch): number {
+    const info = this.info;
+    if (info.proto !== PROTO_SCTP || info.l4Off < 0) return info.sctpChunk;
+    return sctpStateChunk(batch.buf, info.l4Off + 12, info.l3Off + info.ipLen);
+  }
+
   private isNewConnPacket(): boolean {
     const info = this.info;
     if (info.proto === PROTO_TCP) return (info.tcpFlags & TCP_SYN) !== 0;
@@ -288,10 +299,9 @@ export class Engine {
     o.svcId = conns.svcId[id]!;
     if (dest !== undefined) this.countIn(dest, info.ipLen);
     const flags = conns.flags[id]!;
-    connStateTransition(conns, id, (flags & CONN_F_NOOUTPUT) !== 0 ? DIR_INPUT_ONLY : DIR_INPUT, info.tcpFlags, info.sctpChunk,
+    connStateTransition(conns, id, (flags & CONN_F_NOOUTPUT) !== 0 ? DIR_INPUT_ONLY : DIR_INPUT, info.tcpFlags, this.stateChunk(batch),
       this.sysctls.secure_tcp >= 2, this.now);
     conns.countInPkt(id);
-    conns.touch(id, this.now);
     if (info.moreFrags) this.frags.remember(this.fold(info.saddr), this.fold(info.daddr), this.fragId(batch, i), info.proto, id, this.now);
     const r = this.transmitIn(batch, i, id, dest);
     if ((flags & CONN_F_ONE_PACKET) !== 0) conns.free(id);
@@ -307,8 +317,7 @@ export class Engine {
     o.destId = conns.destId[id]!;
     o.svcId = conns.svcId[id]!;
     if (dest !== undefined) this.countOut(dest, info.ipLen);
-    connStateTransition(conns, id, DIR_OUTPUT, info.tcpFlags, info.sctpChunk, this.sysctls.secure_tcp >= 2, this.now);
-    conns.touch(id, this.now);
+    connStateTransition(conns, id, DIR_OUTPUT, info.tcpFlags, this.stateChunk(batch), this.sysctls.secure_tcp >= 2, this.now);
     if (batch.flags[i]! & FRAME_CSUM_NOT_READY) completePartialChecksum(batch.buf, info);
     if (info.moreFrags) this.frags.remember(this.fold(info.saddr), this.fold(info.daddr), this.fragId(batch, i), info.proto, id, this.now);
     return this.xm.natOut(batch, i, id, info);
@@ -338,12 +347,12 @@ export class Engine {
     const info = this.info;
     if (batch.flags[i]! & FRAME_CSUM_NOT_READY) completePartialChecksum(batch.buf, info);
     const method = this.conns.flags[id]! & CONN_F_FWD_MASK;
-    if (method === FWD_MASQ) return this.xm.natIn(batch, i, id, info);
+    if (method === FWD_MASQ) return this.xm.natIn(batch, i, id, dest, info);
     if (method === FWD_TUNNEL && dest !== undefined) return this.xm.tunnel(batch, i, id, dest, info);
     if (method === CONN_F_BYPASS) return this.xm.bypass(batch, i, info);
     // FWD_DROUTE (and LOCALNODE, which current kernels never set): MAC rewrite only.
     void FWD_DROUTE;
-    return this.xm.directRoute(batch, i, id, info);
+    return this.xm.directRoute(batch, i, id, dest, info);
   }
 
   // ---------------------------------------------------------------- new connections
@@ -495,9 +504,9 @@ export class Engine {
       this.outcome.svcId = conns.svcId[id]!;
       if (dest !== undefined) this.countIn(dest, info.ipLen);
       const method = conns.flags[id]! & CONN_F_FWD_MASK;
-      if (method === FWD_MASQ) return this.xm.icmpIn(batch, i, id, info);
+      if (method === FWD_MASQ) return this.xm.icmpIn(batch, i, id, dest, info);
       if (method === FWD_TUNNEL && dest !== undefined) return this.xm.tunnel(batch, i, id, dest, info);
-      return this.xm.directRoute(batch, i, id, info);
+      return this.xm.directRoute(batch, i, id, dest, info);
     }
     // From a NAT real server, about a packet from the client: embedded client → RS.
     id = conns.lookupOut(info.af, ip, info.innerDaddr, info.innerDport, info.innerSaddr, info.innerSport);

@@ -132,9 +132,8 @@ export class Xmit {
 
   // ------------------------------------------------------------ transmitters
 
-  natIn(batch: FrameBatch, i: number, id: number, info: PacketInfo): number {
+  natIn(batch: FrameBatch, i: number, id: number, dest: Dest | undefined, info: PacketInfo): number {
     const e = this.e;
-    const dest = e.table.destById(e.conns.destId[id]!);
     e.conns.getAddr(id, ADDR_D, this.a2);
     const ok = dest !== undefined ? this.destHop(dest) : this.addrHop(info.af, this.a2);
     if (!ok) { batch.verdict[i] = V_DROP; return R.R_NO_NEIGHBOUR; }
@@ -150,9 +149,8 @@ export class Xmit {
     return this.finish(batch, i, info, rc, R.R_FWD_NAT_OUT, false);
   }
 
-  directRoute(batch: FrameBatch, i: number, id: number, info: PacketInfo): number {
+  directRoute(batch: FrameBatch, i: number, id: number, dest: Dest | undefined, info: PacketInfo): number {
     const e = this.e;
-    const dest = e.table.destById(e.conns.destId[id]!);
     let ok: boolean;
     if (dest !== undefined) ok = this.destHop(dest);
     else { e.conns.getAddr(id, ADDR_D, this.a2); ok = this.addrHop(info.af, this.a2); }
@@ -189,9 +187,8 @@ export class Xmit {
     return this.finish(batch, i, info, rc, relayed ? R.R_FWD_ICMP_IN : R.R_FWD_TUN, true, R.R_NO_HEADROOM);
   }
 
-  icmpIn(batch: FrameBatch, i: number, id: number, info: PacketInfo): number {
+  icmpIn(batch: FrameBatch, i: number, id: number, dest: Dest | undefined, info: PacketInfo): number {
     const e = this.e;
-    const dest = e.table.destById(e.conns.destId[id]!);
     e.conns.getAddr(id, ADDR_D, this.a2);
     const ok = dest !== undefined ? this.destHop(dest) : this.addrHop(info.af, this.a2);
     if (!ok) { batch.verdict[i] = V_DROP; return R.R_NO_NEIGHBOUR; }
