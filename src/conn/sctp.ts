@@ -6,22 +6,13 @@
 import type { ConnTable } from './table.js';
 import { CONN_F_NOOUTPUT, DIR_INPUT_ONLY, DIR_OUTPUT, SCTP_S_ESTABLISHED, SCTP_S_LAST } from './flags.js';
 
-// SCTP chunk types (RFC 9260).
-export const SCTP_CID_DATA = 0;
-export const SCTP_CID_INIT = 1;
-export const SCTP_CID_INIT_ACK = 2;
-export const SCTP_CID_SACK = 3;
-export const SCTP_CID_HEARTBEAT = 4;
-export const SCTP_CID_HEARTBEAT_ACK = 5;
-export const SCTP_CID_ABORT = 6;
-export const SCTP_CID_SHUTDOWN = 7;
-export const SCTP_CID_SHUTDOWN_ACK = 8;
-export const SCTP_CID_ERROR = 9;
-export const SCTP_CID_COOKIE_ECHO = 10;
-export const SCTP_CID_COOKIE_ACK = 11;
-export const SCTP_CID_ECN_ECNE = 12;
-export const SCTP_CID_ECN_CWR = 13;
-export const SCTP_CID_SHUTDOWN_COMPLETE = 14;
+// SCTP chunk types live with the other wire constants (RFC 9260); re-exported for the state tests.
+import { SCTP_CID_ABORT, SCTP_CID_COOKIE_ACK, SCTP_CID_COOKIE_ECHO } from '../packet/consts.js';
+export {
+  SCTP_CID_DATA, SCTP_CID_INIT, SCTP_CID_INIT_ACK, SCTP_CID_SACK, SCTP_CID_HEARTBEAT, SCTP_CID_HEARTBEAT_ACK,
+  SCTP_CID_ABORT, SCTP_CID_SHUTDOWN, SCTP_CID_SHUTDOWN_ACK, SCTP_CID_ERROR, SCTP_CID_COOKIE_ECHO,
+  SCTP_CID_COOKIE_ACK, SCTP_CID_SHUTDOWN_COMPLETE,
+} from '../packet/consts.js';
 
 // Events (enum ipvs_sctp_event_t), the table's row order.
 export const SCTP_EV_DATA = 0;

@@ -7,11 +7,8 @@
  * reports like a missing ip_vs module).
  */
 import net from 'node:net';
-import type { IpvsApi, MarkRule } from './api.js';
-import {
-  CtlError, type ConnEntry, type DestSpec, type Errno, type Info, type ServiceEntry, type ServiceKey,
-  type ServiceSpec, type SyncDaemon, type Timeouts,
-} from './types.js';
+import { CtlError, type Errno } from './types.js';
+import { ForwardingIpvsApi } from './forwarding-api.js';
 import {
   clientSocketAddress, encodeRequest, LineReader, MAX_RESPONSE_BYTES,
   type OpArgs, type OpName, type OpResult, type SocketAddress,
@@ -31,7 +28,7 @@ export interface SocketIpvsApiOptions {
   connect?: (path: string) => net.Socket;
 }
 
-export class SocketIpvsApi implements IpvsApi {
+export class SocketIpvsApi extends ForwardingIpvsApi {
   readonly address: SocketAddress;
   private readonly open: (path: string) => net.Socket;
   private sock: net.Socket | null = null;
@@ -41,6 +38,7 @@ export class SocketIpvsApi implements IpvsApi {
   private failure: Error | null = null;
 
   constructor(address: SocketAddress = clientSocketAddress(), opts: SocketIpvsApiOptions = {}) {
+    super();
     this.address = address;
     this.open = opts.connect ?? ((path) => net.connect(path));
   }
@@ -117,25 +115,4 @@ export class SocketIpvsApi implements IpvsApi {
     for (const p of this.pending.values()) p.reject(e);
     this.pending.clear();
   }
-
-  getInfo(): Promise<Info> { return this.call('getInfo'); }
-  addService(svc: ServiceSpec): Promise<void> { return this.call('addService', svc); }
-  editService(svc: ServiceSpec): Promise<void> { return this.call('editService', svc); }
-  delService(svc: ServiceKey): Promise<void> { return this.call('delService', svc); }
-  flush(): Promise<void> { return this.call('flush'); }
-  addDest(svc: ServiceKey, dest: DestSpec): Promise<void> { return this.call('addDest', svc, dest); }
-  editDest(svc: ServiceKey, dest: DestSpec): Promise<void> { return this.call('editDest', svc, dest); }
-  delDest(svc: ServiceKey, dest: DestSpec): Promise<void> { return this.call('delDest', svc, dest); }
-  zero(svc: ServiceKey | null): Promise<void> { return this.call('zero', svc); }
-  getServices(): Promise<ServiceEntry[]> { return this.call('getServices'); }
-  getService(svc: ServiceKey): Promise<ServiceEntry> { return this.call('getService', svc); }
-  getConnections(): Promise<ConnEntry[]> { return this.call('getConnections'); }
-  setTimeouts(t: Timeouts): Promise<void> { return this.call('setTimeouts', t); }
-  getTimeouts(): Promise<Timeouts> { return this.call('getTimeouts'); }
-  startDaemon(d: SyncDaemon): Promise<void> { return this.call('startDaemon', d); }
-  stopDaemon(state: 'master' | 'backup', syncId: number): Promise<void> { return this.call('stopDaemon', state, syncId); }
-  getDaemons(): Promise<SyncDaemon[]> { return this.call('getDaemons'); }
-  addMarkRule(r: MarkRule): Promise<void> { return this.call('addMarkRule', r); }
-  delMarkRule(r: MarkRule): Promise<void> { return this.call('delMarkRule', r); }
-  getMarkRules(): Promise<MarkRule[]> { return this.call('getMarkRules'); }
 }

@@ -10,11 +10,9 @@
  * operation's promise resolves, so when `ipvsadm -A` returns, the kernel already
  * ignores the new VIP.
  */
-import type { IpvsApi, MarkRule } from '../ctl/api.js';
-import {
-  CtlError, type ConnEntry, type DestSpec, type Errno, type Info, type ServiceEntry, type ServiceKey, type ServiceSpec,
-  type SyncDaemon, type Timeouts,
-} from '../ctl/types.js';
+import { CtlError, type Errno } from '../ctl/types.js';
+import { ForwardingIpvsApi } from '../ctl/forwarding-api.js';
+import type { OpArgs, OpName, OpResult } from '../ctl/protocol.js';
 import type { FromWorker, HideSpec, ToWorker } from './worker-protocol.js';
 
 interface Waiter {
@@ -22,7 +20,7 @@ interface Waiter {
   reject(e: Error): void;
 }
 
-export class WorkerIpvsApi implements IpvsApi {
+export class WorkerIpvsApi extends ForwardingIpvsApi {
   private nextId = 1;
   private readonly waiting = new Map<number, Waiter>();
   private closedWhy: string | null = null;
@@ -30,7 +28,9 @@ export class WorkerIpvsApi implements IpvsApi {
   onHide: ((spec: HideSpec) => Promise<void>) | null = null;
 
   /** `target`: the worker (or, for in-thread data planes, one end of a MessageChannel). */
-  constructor(private readonly target: { postMessage(m: ToWorker): void }) {}
+  constructor(private readonly target: { postMessage(m: ToWorker): void }) {
+    super();
+  }
 
   /** Routes one message from the worker (the data plane calls this for 'result' and 'neigh'). */
   deliver(m: FromWorker): boolean {
@@ -70,28 +70,7 @@ export class WorkerIpvsApi implements IpvsApi {
     });
   }
 
-  private call<T>(op: string, ...args: unknown[]): Promise<T> {
-    return this.request<T>((id) => ({ t: 'op', id, op, args }));
+  call<K extends OpName>(op: K, ...args: OpArgs<K>): Promise<OpResult<K>> {
+    return this.request<OpResult<K>>((id) => ({ t: 'op', id, op, args }));
   }
-
-  getInfo(): Promise<Info> { return this.call('getInfo'); }
-  addService(svc: ServiceSpec): Promise<void> { return this.call('addService', svc); }
-  editService(svc: ServiceSpec): Promise<void> { return this.call('editService', svc); }
-  delService(svc: ServiceKey): Promise<void> { return this.call('delService', svc); }
-  flush(): Promise<void> { return this.call('flush'); }
-  addDest(svc: ServiceKey, dest: DestSpec): Promise<void> { return this.call('addDest', svc, dest); }
-  editDest(svc: ServiceKey, dest: DestSpec): Promise<void> { return this.call('editDest', svc, dest); }
-  delDest(svc: ServiceKey, dest: DestSpec): Promise<void> { return this.call('delDest', svc, dest); }
-  zero(svc: ServiceKey | null): Promise<void> { return this.call('zero', svc); }
-  getServices(): Promise<ServiceEntry[]> { return this.call('getServices'); }
-  getService(svc: ServiceKey): Promise<ServiceEntry> { return this.call('getService', svc); }
-  getConnections(): Promise<ConnEntry[]> { return this.call('getConnections'); }
-  setTimeouts(t: Timeouts): Promise<void> { return this.call('setTimeouts', t); }
-  getTimeouts(): Promise<Timeouts> { return this.call('getTimeouts'); }
-  startDaemon(d: SyncDaemon): Promise<void> { return this.call('startDaemon', d); }
-  stopDaemon(state: 'master' | 'backup', syncId: number): Promise<void> { return this.call('stopDaemon', state, syncId); }
-  getDaemons(): Promise<SyncDaemon[]> { return this.call('getDaemons'); }
-  addMarkRule(r: MarkRule): Promise<void> { return this.call('addMarkRule', r); }
-  delMarkRule(r: MarkRule): Promise<void> { return this.call('delMarkRule', r); }
-  getMarkRules(): Promise<MarkRule[]> { return this.call('getMarkRules'); }
 }

@@ -23,10 +23,15 @@ async function rejectsWith(t: Test, p: Promise<unknown>, errno: string, msg?: st
   }
 }
 
+/** Methods of a prototype and of the prototypes it inherits from (up to Object). */
 function methodsOf(proto: object, exclude: string[] = []): string[] {
-  return Object.getOwnPropertyNames(proto)
-    .filter((n) => n !== 'constructor' && !exclude.includes(n) && typeof (proto as Record<string, unknown>)[n] === 'function')
-    .sort();
+  const names = new Set<string>();
+  for (let p: object | null = proto; p !== null && p !== Object.prototype; p = Object.getPrototypeOf(p) as object | null) {
+    for (const n of Object.getOwnPropertyNames(p)) {
+      if (n !== 'constructor' && !exclude.includes(n) && typeof (p as Record<string, unknown>)[n] === 'function') names.add(n);
+    }
+  }
+  return [...names].sort();
 }
 
 function newDirector(): Director {
