@@ -23,7 +23,8 @@ Options:
   --seconds S          seconds per run (default 4)
   --paths A,B,...      only these paths (default all)
   --workloads A,B,...  only these workloads (default all)
-  --offload on|off     veth tx checksum/TSO/GSO offload on the lab's endpoints (default off)
+  --offload on|off     veth tx checksum/TSO/GSO offload on the lab's endpoints (default on;
+                       the ulvs paths then run \`ulvs daemon --vnet-hdr\`)
   --server nginx|node  the real servers' HTTP server (default nginx when installed)
   --connections N      wrk connections (default 32)
   --daemon-arg ARG     pass ARG to \`ulvs daemon\` on the ulvs paths (repeatable)
@@ -91,7 +92,7 @@ export default async function benchMain(args: string[]): Promise<number> {
       seconds: intArg(values.seconds, 'seconds', 1, 60) ?? (values.smoke ? 1 : undefined),
       paths: listArg<PathName>(values.paths, 'paths', PATHS),
       workloads: listArg<Workload>(values.workloads, 'workloads', WORKLOADS),
-      offload: values.offload === 'on',
+      offload: values.offload !== 'off',
       server: (values.server as 'nginx' | 'node' | undefined) ?? 'auto',
       connections: intArg(values.connections, 'connections', 1, 4000),
       daemonArgs: values['daemon-arg'] ?? [],

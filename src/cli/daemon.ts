@@ -21,7 +21,11 @@ Options:
   --capacity N         connection table entries (default ${DEFAULT_CAPACITY})
   --interface IF       serve interface IF (repeatable; default: every non-loopback
                        Ethernet interface of this network namespace)
-  --backend B          packet I/O backend: afpacket (default) or pcap
+  --backend B          packet I/O backend: afpacket (default), afpacket-ring
+                       (memory-mapped TPACKET_V3 rings) or pcap
+  --vnet-hdr           afpacket: PACKET_VNET_HDR, so TSO/GSO/GRO super-frames (up to
+                       64 KiB) are forwarded whole and partial checksums are left to
+                       the kernel; offloads may then stay on
   -h, --help           this text
 `;
 
@@ -46,6 +50,7 @@ export default async function daemonMain(args: string[]): Promise<number> {
         capacity: { type: 'string' },
         interface: { type: 'string', multiple: true },
         backend: { type: 'string' },
+        'vnet-hdr': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -68,11 +73,15 @@ export default async function daemonMain(args: string[]): Promise<number> {
     groupGid = lookupGroup(values.group);
     if (groupGid === null) return usageError(`unknown group '${values.group}'`);
   }
-  if (values.backend !== undefined && values.backend !== 'afpacket' && values.backend !== 'pcap') {
-    return usageError(`--backend must be afpacket or pcap`);
+  if (values.backend !== undefined && values.backend !== 'afpacket' && values.backend !== 'afpacket-ring' && values.backend !== 'pcap') {
+    return usageError(`--backend must be afpacket, afpacket-ring or pcap`);
+  }
+  const vnetHdr = values['vnet-hdr'] === true;
+  if (vnetHdr && values.backend !== undefined && values.backend !== 'afpacket') {
+    return usageError('--vnet-hdr needs the afpacket backend');
   }
   // --- data plane (io/dataplane.ts): the director runs in a worker thread that serves the interfaces ---
-  let backend = (values.backend ?? 'afpacket') as 'afpacket' | 'pcap' | 'none';
+  let backend = (values.backend ?? 'afpacket') as 'afpacket' | 'afpacket-ring' | 'pcap' | 'none';
   if (values.interface === undefined) {
     const why = packetIoAllowed();
     if (why !== null) {
@@ -82,7 +91,7 @@ export default async function daemonMain(args: string[]): Promise<number> {
   }
   let dataPlane: DataPlane;
   try {
-    dataPlane = await DataPlane.create({ interfaces: values.interface, backend, capacity });
+    dataPlane = await DataPlane.create({ interfaces: values.interface, backend, capacity, vnetHdr });
   } catch (e) {
     if (e instanceof DataPlaneError) {
       process.stderr.write(`ulvs: ${e.message}\n`);

@@ -3,13 +3,13 @@
  * decides for each one (forward / drop / pass / reply), rewrites forwarded frames in
  * place, and appends generated frames (ICMP errors) to a TxQueue.
  *
- * Per frame: parse → ARP for a VIP? → ICMP error related to a connection? → later
- * fragment? → existing inbound connection → NAT reply of an existing connection →
- * new connection (service lookup, scheduling, persistence templates) → transmit.
+ * Per frame: parse → ARP or Neighbor Solicitation for a VIP? → ICMP error related to a
+ * connection? → later fragment? → existing inbound connection → NAT reply of an existing
+ * connection → new connection (service lookup, scheduling, persistence templates) → transmit.
  * Nothing here allocates per packet: state lives in typed arrays (conn/), the
  * reusable PacketInfo and SchedPacket, and numbers.
  */
-import { FrameBatch, TxQueue, FRAME_CSUM_NOT_READY, V_DROP, V_FORWARD, V_PASS, V_REPLY } from '../io/batch.js';
+import { FrameBatch, TxQueue, FRAME_CSUM_NOT_READY, FRAME_GSO, V_DROP, V_FORWARD, V_PASS, V_REPLY } from '../io/batch.js';
 import { PacketInfo, PARSE_OK, PARSE_NOT_IP } from '../packet/info.js';
 import { parseFrame } from '../packet/parse.js';
 import { completePartialChecksum } from '../packet/checksum.js';
@@ -34,6 +34,8 @@ import { FragCache } from './frag-cache.js';
 import * as R from './reasons.js';
 import { Xmit } from './xmit-glue.js';
 import { FastPath } from './fastpath.js';
+import { Ip6Set } from '../util/ip6-set.js';
+import { NdView, ND_NA, ND_NS, answerNs, readNd } from '../neigh/ndp.js';
 
 const ETH_P_ARP = 0x0806;
 const FTPPORT = 21;
@@ -95,6 +97,9 @@ export class Engine {
   private readonly tmpAddr2 = new Uint32Array(4);
   private readonly arpOwn: boolean;
   private vip4 = new Set<number>();
+  /** IPv6 VIP addresses: Neighbor Solicitations for them are answered like ARP for IPv4 ones. */
+  private vip6 = new Ip6Set();
+  private readonly nd = new NdView();
   private tableVersion = -1;
   private maxDestId = 0;
   private tx: TxQueue | null = null;
@@ -121,13 +126,16 @@ export class Engine {
     if (this.table.version !== this.tableVersion) {
       this.tableVersion = this.table.version;
       const v = new Set<number>();
+      const v6: number[][] = [];
       let maxDest = 0;
       for (const s of this.table.services()) {
         if (s.af === 4 && s.fwmark === 0) v.add(s.addr.w0);
+        if (s.af === 6 && s.fwmark === 0) v6.push([s.addr.w0, s.addr.w1, s.addr.w2, s.addr.w3]);
         for (const d of s.dests) if (d.id > maxDest) maxDest = d.id;
       }
       for (const d of this.table.trashedDests()) if (d.id > maxDest) maxDest = d.id;
       this.vip4 = v;
+      this.vip6 = new Ip6Set(v6);
       this.maxDestId = maxDest;
     }
     this.xm.refresh(this.tableVersion, this.neigh.version, this.maxDestId);
@@ -183,12 +191,14 @@ export class Engine {
     }
     if (info.ethType === ETH_P_ARP) return this.arp(batch, i);
     if (info.af === 0) { batch.verdict[i] = V_PASS; return R.R_NOT_OURS; }
+    if ((batch.flags[i]! & FRAME_GSO) !== 0) this.gsoSegLen(batch, i);
 
     const p = info.proto;
     if ((p === PROTO_ICMP && info.af === 4 && (info.icmpType === 3 || info.icmpType === 4 || info.icmpType === 11)) ||
         (p === PROTO_ICMPV6 && info.af === 6 && info.icmpType >= 0 && info.icmpType < 128)) {
       return this.icmpError(batch, i);
     }
+    if (p === PROTO_ICMPV6 && info.af === 6 && (info.icmpType === ND_NS || info.icmpType === ND_NA)) return this.ndp(batch, i);
     if (p !== PROTO_TCP && p !== PROTO_UDP && p !== PROTO_SCTP) { batch.verdict[i] = V_PASS; return R.R_NOT_OURS; }
     if (info.isLaterFrag) return this.laterFragment(batch, i);
 
@@ -223,6 +233,37 @@ export class Engine {
     this.xm.arpReply(batch.buf, batch.off[i]!, info);
     batch.verdict[i] = V_REPLY;
     return R.R_ARP_REPLY;
+  }
+
+  // ---------------------------------------------------------------- NDP
+
+  /**
+   * IPv6's ARP: a Neighbor Solicitation for a VIP (or, in replay, the director's own
+   * IPv6 address) becomes our advertisement in place; any other NDP is the kernel's.
+   */
+  private ndp(batch: FrameBatch, i: number): number {
+    const off = batch.off[i]!;
+    const v = this.nd;
+    const buf = batch.buf;
+    if (this.info.icmpType !== ND_NS || !readNd(buf, off, batch.len[i]!, v) ||
+        !(this.vip6.hasAt(buf, v.targetOff) || (this.arpOwn && this.isOwnIp6At(buf, v.targetOff)))) {
+      batch.verdict[i] = V_PASS;
+      return R.R_ND_OTHER;
+    }
+    batch.len[i] = answerNs(buf, off, v, this.mac);
+    batch.flags[i] = batch.flags[i]! & ~FRAME_CSUM_NOT_READY; // the whole checksum was just written
+    batch.verdict[i] = V_REPLY;
+    return R.R_ND_REPLY;
+  }
+
+  private isOwnIp6At(buf: Uint8Array, off: number): boolean {
+    const a = this.ip6;
+    if ((a[0]! | a[1]! | a[2]! | a[3]!) === 0) return false;
+    for (let w = 0; w < 4; w++) {
+      const o = off + 4 * w;
+      if ((((buf[o]! << 24) | (buf[o + 1]! << 16) | (buf[o + 2]! << 8) | buf[o + 3]!) >>> 0) !== a[w]) return false;
+    }
+    return true;
   }
 
   // ---------------------------------------------------------------- existing connections
@@ -318,9 +359,13 @@ export class Engine {
     o.svcId = conns.svcId[id]!;
     if (dest !== undefined) this.countOut(dest, info.ipLen);
     connStateTransition(conns, id, DIR_OUTPUT, info.tcpFlags, this.stateChunk(batch), this.sysctls.secure_tcp >= 2, this.now);
-    if (batch.flags[i]! & FRAME_CSUM_NOT_READY) completePartialChecksum(batch.buf, info);
+    let partial = false;
+    if (batch.flags[i]! & FRAME_CSUM_NOT_READY) {
+      partial = this.keepsPartial(batch, i);
+      if (!partial && !this.completePartial(batch, i)) { batch.verdict[i] = V_DROP; return R.R_CANNOT_REWRITE; }
+    }
     if (info.moreFrags) this.frags.remember(this.fold(info.saddr), this.fold(info.daddr), this.fragId(batch, i), info.proto, id, this.now);
-    return this.xm.natOut(batch, i, id, info);
+    return this.xm.natOut(batch, i, id, info, partial);
   }
 
   private laterFragment(batch: FrameBatch, i: number): number {
@@ -345,14 +390,64 @@ export class Engine {
 
   private transmitIn(batch: FrameBatch, i: number, id: number, dest: Dest | undefined): number {
     const info = this.info;
-    if (batch.flags[i]! & FRAME_CSUM_NOT_READY) completePartialChecksum(batch.buf, info);
     const method = this.conns.flags[id]! & CONN_F_FWD_MASK;
-    if (method === FWD_MASQ) return this.xm.natIn(batch, i, id, dest, info);
+    let partial = false;
+    if (batch.flags[i]! & FRAME_CSUM_NOT_READY) {
+      if (method === FWD_TUNNEL) {
+        // The outer packet leaves complete: the tunnel transmitter finishes a GSO frame's
+        // checksums segment by segment (xmit/gso.ts); any other frame's is completed here.
+        if ((batch.flags[i]! & FRAME_GSO) === 0) this.completePartial(batch, i);
+      } else {
+        partial = this.keepsPartial(batch, i);
+        if (!partial && !this.completePartial(batch, i)) { batch.verdict[i] = V_DROP; return R.R_CANNOT_REWRITE; }
+      }
+    }
+    if (method === FWD_MASQ) return this.xm.natIn(batch, i, id, dest, info, partial);
     if (method === FWD_TUNNEL && dest !== undefined) return this.xm.tunnel(batch, i, id, dest, info);
     if (method === CONN_F_BYPASS) return this.xm.bypass(batch, i, info);
     // FWD_DROUTE (and LOCALNODE, which current kernels never set): MAC rewrite only.
     void FWD_DROUTE;
     return this.xm.directRoute(batch, i, id, dest, info);
+  }
+
+  // ---------------------------------------------------------------- checksum and segmentation offload
+
+  /**
+   * Whether frame i's partial checksum (FRAME_CSUM_NOT_READY) can stay partial: the batch leaves
+   * through a backend that passes the offload on (virtio_net_hdr), and the field is the TCP or
+   * UDP checksum at the parsed transport header, the one the NAT rewrite updates as a partial
+   * sum. The kernel, or the receiver, finishes it: cheaper than summing the payload here, and the
+   * only way for a GSO super-frame, whose segments' checksums do not exist yet. Anything else
+   * (SCTP's CRC32c, an encapsulated checksum, no offload after us) is completed here.
+   */
+  private keepsPartial(batch: FrameBatch, i: number): boolean {
+    if (!batch.txOffload) return false;
+    const info = this.info;
+    if (info.l4Off < 0 || info.isLaterFrag) return false;
+    const co = info.proto === PROTO_TCP ? 16 : info.proto === PROTO_UDP ? 6 : -1;
+    return co >= 0 && batch.csumOffset[i] === co && batch.csumStart[i] === info.l4Off - batch.off[i]!;
+  }
+
+  /**
+   * Completes frame i's partial checksum in place and says so in its flags (so neither the
+   * neighbour queue nor the backend treats it as partial again). A GSO super-frame cannot be
+   * completed whole: false, and the caller drops it.
+   */
+  private completePartial(batch: FrameBatch, i: number): boolean {
+    if ((batch.flags[i]! & FRAME_GSO) !== 0) return false;
+    completePartialChecksum(batch.buf, this.info);
+    batch.flags[i] = batch.flags[i]! & ~FRAME_CSUM_NOT_READY;
+    return true;
+  }
+
+  /** For a GSO super-frame: the IP length of each of its segments, for the MTU checks (info.gsoSegLen). */
+  private gsoSegLen(batch: FrameBatch, i: number): void {
+    const info = this.info;
+    const l4 = info.l4Off;
+    if (l4 < 0 || info.isLaterFrag) return;
+    const thl = info.proto === PROTO_TCP && info.l4Len >= 20 ? (batch.buf[l4 + 12]! >>> 4) << 2 : 8;
+    const seg = l4 - info.l3Off + thl + batch.gsoSize[i]!;
+    info.gsoSegLen = seg < info.ipLen ? seg : info.ipLen;
   }
 
   // ---------------------------------------------------------------- new connections

@@ -1,7 +1,9 @@
 /**
  * The established-connection fast path: IPv4 TCP (ACK without SYN/FIN/RST, in
  * ESTABLISHED) and UDP packets of existing NAT or direct-routing connections,
- * without IP options, fragments, VLAN tags or offloaded checksums. For these the
+ * without IP options, fragments or VLAN tags, and with complete checksums — or
+ * partial ones when the batch leaves with its offload state (vnet hdr), which
+ * then stay partial (see Engine.keepsPartial). For these the
  * general path's outcome is known in advance — no state change, no scheduling, no
  * ICMP — so this does the same work with fewer steps: one bounds-checked header
  * read, one hash probe, incremental checksums, per-destination cached MACs.
@@ -140,7 +142,8 @@ export class FastPath {
 
   /** Forwards frame i if it is an eligible established packet; returns its reason, or -1. */
   tryForward(batch: FrameBatch, i: number): number {
-    if (!this.enabled || (batch.flags[i]! & FRAME_CSUM_NOT_READY) !== 0) return -1;
+    const partial = (batch.flags[i]! & FRAME_CSUM_NOT_READY) !== 0;
+    if (!this.enabled || (partial && !batch.txOffload)) return -1;
     const buf = batch.buf;
     const dv = buf === this.viewOf ? this.view : this.viewFor(buf);
     const o = batch.off[i]!;
@@ -172,6 +175,8 @@ export class FastPath {
     } else {
       return -1;
     }
+    // A partial checksum must be the one at this transport header (csum_start 34 = 14 + 20).
+    if (partial && (batch.csumStart[i] !== 34 || batch.csumOffset[i] !== csumAt - l4)) return -1;
     const e = this.e;
     if (totLen > e.mtu || e.sysctls.secure_tcp >= 2) return -1;
     const saddr = dv.getUint32(l3 + 12);
@@ -252,10 +257,19 @@ export class FastPath {
     }
     const oa = ((~oldA >>> 16) & 0xffff) + (~oldA & 0xffff);
     const na = (newA >>> 16) + (newA & 0xffff);
-    let c = (~dv.getUint16(csumAt) & 0xffff) + oa + na + (~oldP & 0xffff) + newP;
-    c = (c & 0xffff) + (c >>> 16);
-    c = ~((c & 0xffff) + (c >>> 16)) & 0xffff;
-    if (c === 0 && proto === UDP) c = 0xffff;
+    let c: number;
+    if (partial) {
+      // CHECKSUM_PARTIAL: the field is the pseudo-header sum, not complemented, and the port is
+      // not in it (whoever finishes the checksum sums the header): only the address changes.
+      c = dv.getUint16(csumAt) + oa + na;
+      c = (c & 0xffff) + (c >>> 16);
+      c = (c & 0xffff) + (c >>> 16);
+    } else {
+      c = (~dv.getUint16(csumAt) & 0xffff) + oa + na + (~oldP & 0xffff) + newP;
+      c = (c & 0xffff) + (c >>> 16);
+      c = ~((c & 0xffff) + (c >>> 16)) & 0xffff;
+      if (c === 0 && proto === UDP) c = 0xffff;
+    }
     dv.setUint16(csumAt, c);
     dv.setUint16(pAt, newP);
     dv.setUint32(aAt, newA);

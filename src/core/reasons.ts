@@ -41,7 +41,9 @@ export const R_FRAG_TUNNELED = 40;
 export const R_OVERSIZE = 41; // frame larger than any batch slot (replay input)
 export const R_CANNOT_REWRITE = 42; // NAT cannot rewrite the packet (L4 header cut short, SCTP fragment needing a new CRC)
 export const R_NO_SOURCE_ADDR = 43; // IPv6 tunnel or error message needed, but the director has no IPv6 address
-export const REASON_COUNT = 44;
+export const R_ND_REPLY = 44; // Neighbor Solicitation for an IPv6 VIP answered
+export const R_ND_OTHER = 45; // NDP not for us (left to the kernel)
+export const REASON_COUNT = 46;
 
 // The parser's codes double as drop reasons: they must not run into the engine's.
 if (PARSE_REASON_NAMES.length > R_NOT_OURS) throw new Error('reasons.ts: PARSE_* codes overlap the engine reason codes');
@@ -60,6 +62,7 @@ Object.assign(NAMES, {
   [R_NO_SERVICE_ADDR]: 'no-scheduler', [R_ICMP_ERROR_NO_SCHED]: 'icmp-error-not-scheduled',
   [R_TOO_BIG]: 'too-big', [R_LOOP]: 'own-frame', [R_FRAG_TUNNELED]: 'fragment-tunneled',
   [R_OVERSIZE]: 'oversize', [R_CANNOT_REWRITE]: 'cannot-rewrite', [R_NO_SOURCE_ADDR]: 'no-source-address',
+  [R_ND_REPLY]: 'nd-reply', [R_ND_OTHER]: 'nd-other',
 });
 export const REASON_NAMES: readonly string[] = NAMES;
 

@@ -5,7 +5,9 @@
  * and reasons. Everything per packet is allocation-free; per-destination caches
  * are rebuilt lazily after the table or the neighbour table changed.
  */
-import { type FrameBatch, type TxQueue, V_DROP, V_FORWARD } from '../io/batch.js';
+import {
+  type FrameBatch, type TxQueue, FRAME_CSUM_NOT_READY, FRAME_GSO, FRAME_SEGMENTED, V_DROP, V_FORWARD,
+} from '../io/batch.js';
 import type { PacketInfo } from '../packet/info.js';
 import {
   XmitResult, XMIT_OK, XMIT_TTL_EXCEEDED, XMIT_FRAG_NEEDED, XMIT_FRAGMENT, XMIT_DROP,
@@ -13,6 +15,7 @@ import {
 import { xmitNatIn, xmitNatOut } from '../xmit/nat.js';
 import { xmitDr } from '../xmit/dr.js';
 import { TunnelEncap, newTunnelTarget, type TunnelTarget } from '../xmit/tunnel.js';
+import { tunnelXmitGso } from '../xmit/gso.js';
 import {
   IcmpErrorBuilder, xmitIcmpNatIn, xmitIcmpNatOut, ICMPERR_FRAG_NEEDED, ICMPERR_PORT_UNREACH, ICMPERR_TIME_EXCEEDED,
 } from '../xmit/icmp.js';
@@ -132,20 +135,21 @@ export class Xmit {
 
   // ------------------------------------------------------------ transmitters
 
-  natIn(batch: FrameBatch, i: number, id: number, dest: Dest | undefined, info: PacketInfo): number {
+  /** `partial`: the frame's L4 checksum stays CHECKSUM_PARTIAL (the engine decided; see Engine.keepsPartial). */
+  natIn(batch: FrameBatch, i: number, id: number, dest: Dest | undefined, info: PacketInfo, partial = false): number {
     const e = this.e;
     e.conns.getAddr(id, ADDR_D, this.a2);
     const ok = dest !== undefined ? this.destHop(dest) : this.addrHop(info.af, this.a2);
     if (!ok) { batch.verdict[i] = V_DROP; return R.R_NO_NEIGHBOUR; }
-    const rc = xmitNatIn(batch.buf, info, this.a2, e.conns.dport[id]!, false, this.l2, e.mtu, this.res);
+    const rc = xmitNatIn(batch.buf, info, this.a2, e.conns.dport[id]!, partial, this.l2, e.mtu, this.res);
     return this.finish(batch, i, info, rc, R.R_FWD_NAT_IN, true);
   }
 
-  natOut(batch: FrameBatch, i: number, id: number, info: PacketInfo): number {
+  natOut(batch: FrameBatch, i: number, id: number, info: PacketInfo, partial = false): number {
     const e = this.e;
     if (!this.addrHop(info.af, info.daddr)) { batch.verdict[i] = V_DROP; return R.R_NO_NEIGHBOUR; }
     e.conns.getAddr(id, ADDR_V, this.a2);
-    const rc = xmitNatOut(batch.buf, info, this.a2, e.conns.vport[id]!, false, this.l2, e.mtu, this.res);
+    const rc = xmitNatOut(batch.buf, info, this.a2, e.conns.vport[id]!, partial, this.l2, e.mtu, this.res);
     return this.finish(batch, i, info, rc, R.R_FWD_NAT_OUT, false);
   }
 
@@ -183,7 +187,17 @@ export class Xmit {
     // the cached target must not keep the first packet's tag.
     tgt.vlanTci = info.vlanTci;
     const relayed = info.icmpType >= 0 && info.innerL3Off >= 0;
-    const rc = this.tun.xmit(batch.buf, info, tgt, false, relayed, this.res);
+    const fl = batch.flags[i]!;
+    let rc: number;
+    if ((fl & FRAME_GSO) !== 0 && !relayed) {
+      // No virtio_net_hdr GSO type describes a tunnelled super-frame: cut it here (xmit/gso.ts).
+      rc = tunnelXmitGso(batch.buf, info, tgt, this.tun, batch.gsoType[i]!, batch.gsoSize[i]!,
+        batch.slotBase(i) + batch.slotSize, this.res);
+      // Whatever leaves now is complete: nothing for the kernel to finish.
+      batch.flags[i] = fl & ~(FRAME_GSO | FRAME_CSUM_NOT_READY);
+    } else {
+      rc = this.tun.xmit(batch.buf, info, tgt, false, relayed, this.res);
+    }
     return this.finish(batch, i, info, rc, relayed ? R.R_FWD_ICMP_IN : R.R_FWD_TUN, true, R.R_NO_HEADROOM);
   }
 
@@ -216,9 +230,16 @@ export class Xmit {
     errReason: number = R.R_CANNOT_REWRITE,
   ): number {
     if (rc === XMIT_OK) {
-      batch.off[i] = this.res.off;
-      batch.len[i] = this.res.len;
+      const res = this.res;
+      batch.off[i] = res.off;
+      batch.len[i] = res.len;
       batch.verdict[i] = V_FORWARD;
+      if (res.segs > 1) {
+        batch.flags[i] = batch.flags[i]! | FRAME_SEGMENTED;
+        batch.segs[i] = res.segs;
+        batch.segStride[i] = res.stride;
+        res.segs = 0;
+      }
       return okReason;
     }
     batch.verdict[i] = V_DROP;

@@ -29,6 +29,11 @@ export const PACKET_AUXDATA = 8;
 export const PACKET_FANOUT = 18;
 export const PACKET_QDISC_BYPASS = 20;
 export const PACKET_IGNORE_OUTGOING = 23;
+export const PACKET_VNET_HDR = 15;
+/** struct virtio_net_hdr (linux/virtio_net.h, little-endian on AF_PACKET): flags, gso_type, hdr_len, gso_size, csum_start, csum_offset. */
+export const VNET_HDR_LEN = 10;
+export const VIRTIO_NET_HDR_F_NEEDS_CSUM = 1;
+export const VIRTIO_NET_HDR_F_DATA_VALID = 2;
 export const PACKET_FANOUT_HASH = 0;
 export const PACKET_FANOUT_FLAG_DEFRAG = 0x8000;
 /** sockaddr_ll.sll_pkttype values. */
@@ -54,6 +59,31 @@ export const EMSGSIZE = 90;
 export const ENETDOWN = 100;
 export const ENXIO = 6;
 export const CLONE_NEWNET = 0x40000000;
+export const POLLOUT = 0x004;
+
+// --- memory-mapped packet rings (linux/if_packet.h, sys/mman.h) ---
+export const PACKET_RX_RING = 5;
+export const PACKET_VERSION = 10;
+export const PACKET_RESERVE = 12;
+export const PACKET_TX_RING = 13;
+export const PACKET_LOSS = 14;
+export const TPACKET_V2 = 1;
+export const TPACKET_V3 = 2;
+/** Ring ownership (rx: block_status / tp_status; tx: tp_status). */
+export const TP_STATUS_KERNEL = 0;
+export const TP_STATUS_USER = 1;
+export const TP_STATUS_AVAILABLE = 0;
+export const TP_STATUS_SEND_REQUEST = 1;
+export const TP_STATUS_SENDING = 2;
+export const TP_STATUS_WRONG_FORMAT = 4;
+export const PROT_NONE = 0;
+export const PROT_READ = 1;
+export const PROT_WRITE = 2;
+export const MAP_SHARED = 0x01;
+export const MAP_PRIVATE = 0x02;
+export const MAP_FIXED = 0x10;
+export const MAP_ANONYMOUS = 0x20;
+export const MAP_NORESERVE = 0x4000;
 
 // --- ioctls (linux/sockios.h, linux/if_tun.h) ---
 export const SIOCGIFFLAGS = 0x8913;
@@ -113,6 +143,11 @@ interface Libc {
   strerror(errnum: number): string;
   if_nameindex(): bigint | null;
   if_freenameindex(p: bigint): void;
+  /** mmap returning the address as a number (-1 = MAP_FAILED); addresses stay below 2^47. */
+  mmap(addr: number, len: number, prot: number, flags: number, fd: number, off: number): number;
+  munmap(addr: number, len: number): number;
+  send(fd: number, buf: number, len: number, flags: number): number;
+  memcpy(dst: number, src: number, len: number): number;
 }
 
 let bound: Libc | null = null;
@@ -139,6 +174,10 @@ export function libc(): Libc {
     strerror: lib.func('const char *strerror(int)'),
     if_nameindex: lib.func('void *if_nameindex()'),
     if_freenameindex: lib.func('void if_freenameindex(void *)'),
+    mmap: lib.func('intptr_t mmap(uintptr_t, size_t, int, int, int, int64_t)'),
+    munmap: lib.func('int munmap(uintptr_t, size_t)'),
+    send: lib.func('intptr_t send(int, uintptr_t, size_t, int)'),
+    memcpy: lib.func('uintptr_t memcpy(uintptr_t, uintptr_t, size_t)'),
   } as unknown as Libc;
   return bound;
 }

@@ -9,11 +9,43 @@ export const HEADROOM = 128;
 /** Largest frame a slot holds (jumbo-ish; super-frames beyond this are truncated by the backend and dropped). */
 export const SLOT_FRAME_MAX = 9216 + 64;
 export const SLOT_SIZE = HEADROOM + SLOT_FRAME_MAX;
+/**
+ * Slots of batches that receive GSO/GRO super-frames whole (AF_PACKET with PACKET_VNET_HDR):
+ * a 64 KiB IP packet with Ethernet and VLAN headers, plus 16 KiB so the tunnel transmitter can
+ * spread such a frame into MTU-sized encapsulated segments inside its own slot (xmit/gso.ts).
+ * 82112 is a multiple of 64 but not of 4096 (82112 mod 4096 = 3 * 64): with a page-multiple
+ * stride every frame's headers would fall into the same L1 cache sets.
+ */
+export const VNET_SLOT_SIZE = 82112;
+export const VNET_FRAME_MAX = VNET_SLOT_SIZE - HEADROOM;
 
 /** Per-frame flags from the I/O layer. */
 export const FRAME_CSUM_NOT_READY = 0x01; // PACKET_AUXDATA TP_STATUS_CSUMNOTREADY: L4 checksum is a partial (pseudo-header) sum
 export const FRAME_CSUM_VALID = 0x02; // TP_STATUS_CSUM_VALID: the NIC/stack already verified it
 export const FRAME_OUTGOING = 0x04; // the frame was sent by this host (PACKET_OUTGOING)
+/** A GSO/GRO super-frame: gsoType/gsoSize describe how it is cut into segments (virtio_net_hdr). */
+export const FRAME_GSO = 0x08;
+/**
+ * The engine cut the frame into `segs` frames of its own (userspace segmentation, xmit/gso.ts):
+ * segment k starts at off + k * segStride and all but the last are segStride - SEG_GAP bytes
+ * long; the last ends at off + len. Backends send them as separate frames, in order.
+ */
+export const FRAME_SEGMENTED = 0x10;
+/**
+ * Free bytes in front of every segment of a FRAME_SEGMENTED frame but the first (which has the
+ * headroom): room for a backend's per-frame header, e.g. AF_PACKET's 10-byte virtio_net_hdr.
+ */
+export const SEG_GAP = 16;
+
+/**
+ * gsoType values: virtio_net_hdr's (linux/virtio_net.h), which is also what the kernel hands
+ * AF_PACKET; GSO_ECN may be or-ed in (the sender set ECN CWR on the first segment).
+ */
+export const GSO_TCPV4 = 1;
+export const GSO_UDP = 3; // UFO (IP fragmentation): never produced by current kernels
+export const GSO_TCPV6 = 4;
+export const GSO_UDP_L4 = 5;
+export const GSO_ECN = 0x80;
 
 /** Verdicts the engine writes per input frame. */
 export const V_DROP = 0;
@@ -39,11 +71,37 @@ export class FrameBatch {
   readonly reason: Uint16Array;
   /** Timestamp of each frame in microseconds (pcap) or 0. */
   readonly tsUs: Float64Array;
+  /** Bytes per slot (HEADROOM + the largest frame a slot holds). */
+  readonly slotSize: number;
+  /** Largest frame a slot holds at its receive position. */
+  readonly frameMax: number;
+  /**
+   * Frames of this batch leave through a backend that passes checksum and segmentation
+   * offload on (AF_PACKET with PACKET_VNET_HDR): a partial checksum (FRAME_CSUM_NOT_READY) may
+   * stay partial and a FRAME_GSO frame may stay whole, the kernel finishes them. Otherwise the
+   * engine completes every partial checksum itself.
+   */
+  txOffload = false;
+  /**
+   * Offload metadata, meaningful only under the flags: with FRAME_CSUM_NOT_READY, the L4
+   * checksum field is at off + csumStart + csumOffset and covers everything from csumStart
+   * (virtio_net_hdr csum_start/csum_offset, relative to the frame start); with FRAME_GSO, the
+   * segmentation type (GSO_*) and the payload bytes per segment (gso_size).
+   */
+  readonly csumStart: Uint16Array;
+  readonly csumOffset: Uint16Array;
+  readonly gsoType: Uint8Array;
+  readonly gsoSize: Uint16Array;
+  /** With FRAME_SEGMENTED: segment count and stride (see the flag). */
+  readonly segs: Uint16Array;
+  readonly segStride: Uint16Array;
 
-  constructor(capacity: number, buf?: Uint8Array) {
+  constructor(capacity: number, buf?: Uint8Array, slotSize = SLOT_SIZE) {
     this.capacity = capacity;
-    this.buf = buf ?? new Uint8Array(capacity * SLOT_SIZE);
-    if (this.buf.length < capacity * SLOT_SIZE) throw new RangeError('arena too small for batch');
+    this.slotSize = slotSize;
+    this.frameMax = slotSize - HEADROOM;
+    this.buf = buf ?? new Uint8Array(capacity * slotSize);
+    if (this.buf.length < capacity * slotSize) throw new RangeError('arena too small for batch');
     this.off = new Uint32Array(capacity);
     this.len = new Uint32Array(capacity);
     this.flags = new Uint8Array(capacity);
@@ -51,16 +109,42 @@ export class FrameBatch {
     this.verdict = new Uint8Array(capacity);
     this.reason = new Uint16Array(capacity);
     this.tsUs = new Float64Array(capacity);
+    this.csumStart = new Uint16Array(capacity);
+    this.csumOffset = new Uint16Array(capacity);
+    this.gsoType = new Uint8Array(capacity);
+    this.gsoSize = new Uint16Array(capacity);
+    this.segs = new Uint16Array(capacity);
+    this.segStride = new Uint16Array(capacity);
   }
 
   slotBase(i: number): number {
-    return i * SLOT_SIZE;
+    return i * this.slotSize;
+  }
+
+  /**
+   * Moves frame `from`'s metadata (not its bytes) to index `to`: for backends and the worker
+   * compacting a batch after taking frames out.
+   */
+  moveMeta(from: number, to: number): void {
+    this.copyMeta(to, this, from);
+  }
+
+  /** Copies frame `from` of `src`'s receive metadata (offset, length, flags, ifindex, offload state) to index `to`. */
+  copyMeta(to: number, src: FrameBatch, from: number): void {
+    this.off[to] = src.off[from]!;
+    this.len[to] = src.len[from]!;
+    this.flags[to] = src.flags[from]!;
+    this.ifindex[to] = src.ifindex[from]!;
+    this.csumStart[to] = src.csumStart[from]!;
+    this.csumOffset[to] = src.csumOffset[from]!;
+    this.gsoType[to] = src.gsoType[from]!;
+    this.gsoSize[to] = src.gsoSize[from]!;
   }
 
   /** Copies a frame into slot i (tests, pcap replay); returns false when it does not fit. */
   put(i: number, frame: Uint8Array, flags = 0, ifindex = 0, tsUs = 0): boolean {
-    if (frame.length > SLOT_FRAME_MAX) return false;
-    const o = i * SLOT_SIZE + HEADROOM;
+    if (frame.length > this.frameMax) return false;
+    const o = i * this.slotSize + HEADROOM;
     this.buf.set(frame, o);
     this.off[i] = o;
     this.len[i] = frame.length;

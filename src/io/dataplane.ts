@@ -17,8 +17,9 @@
  *
  * Life cycle: `DataPlane.create()` starts the worker (director built, no packet I/O
  * yet) and installs the empty nftables table; the caller may load rules through
- * `api`; `startIo()` opens the interfaces and starts forwarding (and announces the
- * VIPs with gratuitous ARP); `tick(now)` drives the clock; `stop()` closes the I/O,
+ * `api`; `startIo()` writes the nftables rules for what was loaded (one nft run),
+ * opens the interfaces and starts forwarding (and announces the VIPs with
+ * gratuitous ARP); from then on every change is hidden before it returns; `tick(now)` drives the clock; `stop()` closes the I/O,
  * ends the worker and removes the nftables table.
  */
 import { MessageChannel, Worker } from 'node:worker_threads';
@@ -65,6 +66,11 @@ export interface DataPlaneOptions {
   seed?: number;
   /** Frames per recvmmsg/sendmmsg (default 64). */
   batchSize?: number;
+  /**
+   * AF_PACKET with PACKET_VNET_HDR (default false): GSO/GRO super-frames are forwarded whole and
+   * partial checksums stay partial, so TSO/GRO may stay on (no offload warning then).
+   */
+  vnetHdr?: boolean;
   /** Install the nftables table (default true whenever there is packet I/O). */
   kernelGuard?: boolean;
   /** Check GRO/LRO/TSO with ethtool and warn (default true whenever there is packet I/O). */
@@ -119,6 +125,7 @@ export class DataPlane {
   private readonly counterView: Float64Array;
   private guard: KernelGuard | null = null;
   private ioStarted = false;
+  private nftWarning: (e: Error) => void = () => {};
   private stopping: Promise<void> | null = null;
   private exitWhy: string | null = null;
   /** Called once if the worker dies unexpectedly (the daemon exits then). */
@@ -169,6 +176,7 @@ export class DataPlane {
       capacity: opts.capacity ?? 1 << 20,
       seed: opts.seed ?? 1,
       batchSize: opts.batchSize ?? 64,
+      vnetHdr: opts.vnetHdr ?? false,
       clockOriginMs: opts.clockOriginMs ?? performance.timeOrigin + performance.now(),
       counters,
       routes: opts.routes ?? null,
@@ -217,6 +225,7 @@ export class DataPlane {
     }
     const api = new WorkerIpvsApi(endpoint);
     const dp = new DataPlane(endpoint, api, ready, backend, counters);
+    dp.vnetHdr = backend === 'afpacket' && (opts.vnetHdr ?? false);
     endpoint.on('message', (m: FromWorker) => dp.onMessage(m, log));
     endpoint.onDeath((why) => dp.died(why));
     if (backend !== 'none') {
@@ -224,13 +233,18 @@ export class DataPlane {
         try {
           dp.guard = KernelGuard.install(undefined, opts.netns);
           // A failed nft update must not turn a successful table change into an error.
-          api.onHide = (spec) => dp.guard!.update(spec).catch((e: Error) => log(`ulvs: warning: nftables update failed: ${e.message}`));
+          dp.nftWarning = (e: Error) => log(`ulvs: warning: nftables update failed: ${e.message}`);
+          api.onHide = (change) => dp.guard!.apply(change).catch(dp.nftWarning);
+          // Until startIo nothing is forwarded, so nothing needs hiding: changes made before
+          // (a --restore file) are written in one nft run when I/O starts, not one run each.
+          dp.guard.defer();
         } catch (e) {
           log(`ulvs: warning: cannot install the nftables table (${(e as Error).message}); ` +
             'the kernel may answer or forward traffic for the virtual services itself');
         }
       }
-      if (opts.offloadCheck ?? true) {
+      // With the vnet header super-frames are forwarded, not dropped: nothing to warn about.
+      if ((opts.offloadCheck ?? true) && !(opts.vnetHdr ?? false)) {
         const w = offloadWarning(names, opts.netns);
         if (w !== null) log(w);
       }
@@ -256,8 +270,11 @@ export class DataPlane {
   get description(): string {
     if (this.backend === 'none') return 'no packet I/O';
     const guard = this.guard !== null ? `, nft table ${this.guard.table}` : '';
-    return `${this.backend} on ${this.interfaces.map((i) => i.name).join(',')}${guard}`;
+    return `${this.backend} on ${this.interfaces.map((i) => i.name).join(',')}${guard}${this.vnetHdr ? ', vnet hdr' : ''}`;
   }
+
+  /** Super-frames and partial checksums pass through whole (DataPlaneOptions.vnetHdr). */
+  vnetHdr = false;
 
   /** The nftables table name, or null when none is installed. */
   get nftTable(): string | null {
@@ -267,6 +284,8 @@ export class DataPlane {
   /** Opens the interfaces and starts forwarding. */
   async startIo(): Promise<void> {
     if (this.ioStarted || this.backend === 'none') return;
+    // What was changed before is hidden from the kernel before the first frame is read.
+    await this.guard?.resume().catch(this.nftWarning);
     await this.api.request<null>((id) => ({ t: 'start-io', id }));
     this.ioStarted = true;
   }

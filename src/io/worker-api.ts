@@ -6,14 +6,15 @@
  * message) — and a listing is one atomic snapshot taken between batches.
  *
  * A change that alters what the kernel must not see (services, NAT real servers)
- * comes back with the new HideSpec; `onHide` (the nftables update) runs before the
- * operation's promise resolves, so when `ipvsadm -A` returns, the kernel already
- * ignores the new VIP.
+ * comes back with what changed (a HideChange, not the whole spec: see
+ * hide-state.ts); `onHide` (the nftables update) runs before the operation's
+ * promise settles, so when `ipvsadm -A` returns, the kernel already ignores the new VIP
+ * (once packet I/O runs; before, DataPlane stages the changes: see dataplane.ts).
  */
 import { CtlError, type Errno } from '../ctl/types.js';
 import { ForwardingIpvsApi } from '../ctl/forwarding-api.js';
 import type { OpArgs, OpName, OpResult } from '../ctl/protocol.js';
-import type { FromWorker, HideSpec, ToWorker } from './worker-protocol.js';
+import type { FromWorker, HideChange, ToWorker } from './worker-protocol.js';
 
 interface Waiter {
   resolve(v: unknown): void;
@@ -24,8 +25,8 @@ export class WorkerIpvsApi extends ForwardingIpvsApi {
   private nextId = 1;
   private readonly waiting = new Map<number, Waiter>();
   private closedWhy: string | null = null;
-  /** Called with the new HideSpec after a change; the operation resolves after it settles. */
-  onHide: ((spec: HideSpec) => Promise<void>) | null = null;
+  /** Called with each change of what to hide; the operation settles after it does. */
+  onHide: ((change: HideChange) => Promise<void>) | null = null;
 
   /** `target`: the worker (or, for in-thread data planes, one end of a MessageChannel). */
   constructor(private readonly target: { postMessage(m: ToWorker): void }) {
@@ -39,16 +40,18 @@ export class WorkerIpvsApi extends ForwardingIpvsApi {
     if (w === undefined) return true;
     this.waiting.delete(m.id);
     if (m.t === 'neigh') { w.resolve(m.entries); return true; }
+    let settle: () => void;
     if (m.ok) {
-      const hide = m.hide;
-      if (hide !== undefined && this.onHide !== null) {
-        this.onHide(hide).then(() => w.resolve(m.value), (e: Error) => w.reject(e));
-      } else {
-        w.resolve(m.value);
-      }
+      settle = () => w.resolve(m.value);
     } else {
       const e = m.error;
-      w.reject(e.errno !== undefined ? new CtlError(e.errno as Errno, e.message) : new Error(e.message));
+      settle = () => w.reject(e.errno !== undefined ? new CtlError(e.errno as Errno, e.message) : new Error(e.message));
+    }
+    const hide = m.hide;
+    if (hide !== undefined && this.onHide !== null) {
+      this.onHide(hide).then(settle, (e: Error) => w.reject(e));
+    } else {
+      settle();
     }
     return true;
   }

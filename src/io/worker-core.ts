@@ -21,22 +21,30 @@ import { CLONE_NEWNET, check, libc } from './afpacket-libc.js';
 import { Director } from '../core/director.js';
 import { CtlError } from '../ctl/types.js';
 import { AfPacketIo } from './afpacket.js';
+import { AfPacketRingIo } from './afpacket-ring.js';
 import { interfaceInfo, type InterfaceInfo } from './afpacket-netdev.js';
-import { FrameBatch, TxQueue, FRAME_CSUM_NOT_READY, SLOT_SIZE, HEADROOM, V_FORWARD, V_REPLY, type PacketIo } from './batch.js';
-import { R_ARP_OTHER, R_ARP_REPLY, R_FWD_TUN, R_NO_NEIGHBOUR, REASON_COUNT } from '../core/reasons.js';
+import {
+  FrameBatch, TxQueue, FRAME_GSO, FRAME_SEGMENTED, SLOT_SIZE, HEADROOM, V_FORWARD, V_REPLY, type PacketIo,
+} from './batch.js';
+import { R_ARP_OTHER, R_ARP_REPLY, R_FWD_TUN, R_ND_OTHER, R_ND_REPLY, R_NO_NEIGHBOUR, REASON_COUNT } from '../core/reasons.js';
 import { csumUpdate32 } from '../packet/checksum.js';
 import { NeighbourCache, type NeighIface } from '../neigh/cache.js';
 import { RouteTable4, readRoutes4 } from '../neigh/routes.js';
 import { writeGratuitousArp } from '../neigh/arp.js';
-import { formatIp4, formatIp6 } from '../util/ip.js';
-import { DEST_F_AVAILABLE, FWD_MASQ, ST_INBYTES, ST_INPKTS, ST_OUTBYTES, ST_OUTPKTS, type Stats } from '../svc/types.js';
+import { NdView, setNaSourceMac } from '../neigh/ndp.js';
+import { RouteTable6, readRoutes6 } from '../neigh/routes6.js';
+import { directorIp6, readIfAddrs6 } from '../neigh/addrs6.js';
+import { Vip6Announcer } from '../neigh/announce6.js';
+import { formatIp4 } from '../util/ip.js';
+import { HideTracker } from './hide-state.js';
+import { DEST_F_AVAILABLE, ST_INBYTES, ST_INPKTS, ST_OUTBYTES, ST_OUTPKTS, type Stats } from '../svc/types.js';
 import { PacketInfo, PARSE_OK } from '../packet/info.js';
 import { parseFrame } from '../packet/parse.js';
 import type { FrameOutcome } from '../core/engine.js';
 import {
   C_ARP_REQUESTS, C_BATCHES, C_GARP_SENT, C_KERNEL_DROPS, C_NEIGH_DROPPED, C_NEIGH_ENTRIES, C_NEIGH_QUEUED,
   C_NEIGH_RELEASED, C_NO_ROUTE, C_RX_FRAMES, C_SUPER_FRAMES, C_TX_ERRORS, C_TX_FRAMES, C_UPDATED,
-  type FromWorker, type HideSpec, type IfaceFacts, type ToWorker, type WorkerInit,
+  type FromWorker, type HideChange, type IfaceFacts, type ToWorker, type WireError, type WorkerInit,
 } from './worker-protocol.js';
 
 /** Batches drained per wake-up before control messages get their turn. */
@@ -62,7 +70,8 @@ export class DataPlaneWorker {
   private readonly counters: Float64Array;
   private io: Backend | null = null;
   private stopWatch: (() => void) | null = null;
-  private readonly batch: FrameBatch;
+  /** Replaced by the backend's own batch when it has one (the ring backend's zero-copy batch). */
+  private batch: FrameBatch;
   private readonly txq: TxQueue;
   /** Frames waiting for their next hop, with deadlines (director clock). */
   private readonly pend = new FrameBatch(PENDING_FRAMES);
@@ -84,8 +93,11 @@ export class DataPlaneWorker {
   private readonly macByIfx: Uint8Array[] = [];
   private readonly ip4ByIfx: number[] = [];
   private readonly multi: boolean;
-  private vips = new Set<number>();
-  private lastHide = '';
+  private readonly nd = new NdView();
+  /** IPv6 VIP addresses in use, to announce the new ones (unsolicited NA). */
+  private readonly vip6 = new Vip6Announcer();
+  /** What the kernel must not handle, kept per operation (see op()). */
+  private readonly hide: HideTracker;
   private ticks = 0;
   private readonly c = new Float64Array(8); // local accumulators: super-frames, queued, released, dropped, garp
 
@@ -93,9 +105,14 @@ export class DataPlaneWorker {
     this.init = init;
     this.counters = new Float64Array(init.counters);
     this.ifaces = init.interfaces.map((n) => interfaceInfo(n));
-    const nifs: NeighIface[] = this.ifaces.map((i) => ({ index: i.index, name: i.name, mac: i.mac, ip4: i.ipv4 ?? 0, prefix: i.ipv4Prefix }));
+    const addrs6 = readIfAddrs6();
+    const nifs: NeighIface[] = this.ifaces.map((i) => ({
+      index: i.index, name: i.name, mac: i.mac, ip4: i.ipv4 ?? 0, prefix: i.ipv4Prefix, ip6: addrs6.filter((a) => a.ifindex === i.index),
+    }));
     const routes = init.routes !== null ? new RouteTable4(init.routes) : new RouteTable4(readRoutes4());
-    this.neigh = new NeighbourCache({ ifaces: nifs, routes: init.backend === 'none' ? undefined : routes });
+    // Fixed (test) routes are IPv4 only: IPv6 next hops are then on-link on the interfaces' prefixes.
+    const routes6 = init.routes !== null || init.backend === 'none' ? undefined : new RouteTable6(readRoutes6());
+    this.neigh = new NeighbourCache({ ifaces: nifs, routes: init.backend === 'none' ? undefined : routes, routes6 });
     // The engine has one MAC and one IPv4 (source of ICMP errors and tunnel outer headers):
     // the first served interface that has an address. Frames leaving other interfaces get
     // that interface's MAC in postProcess.
@@ -105,11 +122,13 @@ export class DataPlaneWorker {
     this.director = new Director({
       mac: primary?.mac ?? new Uint8Array(6),
       ip4: primary?.ipv4 ?? 0,
+      ip6: directorIp6(addrs6, this.ifaces.map((i) => i.index), primary?.index),
       neigh: this.neigh,
       capacity: init.capacity,
       seed: init.seed,
       mtu,
     });
+    this.hide = new HideTracker(this.director.table, this.director.marks);
     for (const i of this.ifaces) {
       this.macByIfx[i.index] = i.mac;
       this.ip4ByIfx[i.index] = i.ipv4 ?? 0;
@@ -139,12 +158,21 @@ export class DataPlaneWorker {
     if (this.init.backend === 'pcap') {
       const { PcapCapIo } = await import('./pcap-cap.js');
       this.io = await PcapCapIo.open(names);
+    } else if (this.init.backend === 'afpacket-ring') {
+      this.io = AfPacketRingIo.open(names, { batchSize: this.init.batchSize });
     } else {
-      this.io = AfPacketIo.open(names, { batchSize: this.init.batchSize });
+      this.io = AfPacketIo.open(names, { batchSize: this.init.batchSize, vnetHdr: this.init.vnetHdr === true });
     }
+    if (this.io instanceof AfPacketIo && this.io.vnetHdr) {
+      // Slots for whole super-frames; frames leave with their offload state (batch.txOffload).
+      this.batch = this.io.createBatch(this.init.batchSize);
+      this.pend.txOffload = true;
+    }
+    if (this.io instanceof AfPacketRingIo) this.batch = this.io.createBatch(this.init.batchSize);
     this.stopWatch = this.io.watch(this.onReadable);
-    this.vips = new Set();
-    this.announceNewVips();
+    this.hide.takeNewVip4();
+    this.announceVips(this.currentVips());
+    this.announceVips6(this.currentVips6());
     this.publish();
   }
 
@@ -167,15 +195,16 @@ export class DataPlaneWorker {
     this.afterBatches();
   }
 
-  /** Takes frames longer than the MTU out of the batch (only frame metadata moves) and counts them. */
+  /**
+   * Takes frames longer than the MTU out of the batch (only frame metadata moves) and counts them;
+   * GSO super-frames (vnet hdr) stay: the engine checks their segment length and keeps them whole.
+   */
   private dropSuperFrames(b: FrameBatch): void {
     const max = this.maxFrame;
     let w = 0;
     for (let i = 0; i < b.count; i++) {
-      if (b.len[i]! > max) { this.c[0]!++; continue; }
-      if (w !== i) {
-        b.off[w] = b.off[i]!; b.len[w] = b.len[i]!; b.flags[w] = b.flags[i]!; b.ifindex[w] = b.ifindex[i]!;
-      }
+      if (b.len[i]! > max && (b.flags[i]! & FRAME_GSO) === 0) { this.c[0]!++; continue; }
+      if (w !== i) b.moveMeta(i, w);
       w++;
     }
     b.count = w;
@@ -204,17 +233,40 @@ export class DataPlaneWorker {
         if (this.multi) this.fixArpReply(b, i);
       } else if (r === R_ARP_OTHER) {
         neigh.observeArp(b.buf, b.off[i]!, b.len[i]!, b.ifindex[i]!, false);
+      } else if (r === R_ND_REPLY) {
+        if (this.multi) this.fixNdReply(b, i);
+        neigh.observeNd(b.buf, b.off[i]!, b.len[i]!, b.ifindex[i]!, true);
+      } else if (r === R_ND_OTHER) {
+        neigh.observeNd(b.buf, b.off[i]!, b.len[i]!, b.ifindex[i]!, false);
       } else if (r === R_NO_NEIGHBOUR) {
         if (!retry) this.hold(b, i);
       } else if (this.multi && b.verdict[i] === V_FORWARD) {
         const egress = neigh.egressFor(b.buf, b.off[i]!);
         if (egress !== 0) {
           b.ifindex[i] = egress;
-          this.setSourceMac(b, i, egress);
-          if (r === R_FWD_TUN) this.setTunnelSource(b, i, egress);
+          if ((b.flags[i]! & FRAME_SEGMENTED) !== 0) {
+            this.segmentsFrom(b, i, egress, r === R_FWD_TUN);
+          } else {
+            this.setSourceMac(b, i, egress);
+            if (r === R_FWD_TUN) this.setTunnelSource(b, i, egress);
+          }
         }
       }
     }
+  }
+
+  /** setSourceMac (and setTunnelSource) for each segment of a FRAME_SEGMENTED frame (xmit/gso.ts). */
+  private segmentsFrom(b: FrameBatch, i: number, egress: number, tunnel: boolean): void {
+    const off = b.off[i]!;
+    const n = b.segs[i]!;
+    const stride = b.segStride[i]!;
+    // The helpers work on b.off[i]: aim it at each segment in turn, then put it back.
+    for (let k = 0; k < n; k++) {
+      b.off[i] = off + k * stride;
+      this.setSourceMac(b, i, egress);
+      if (tunnel) this.setTunnelSource(b, i, egress);
+    }
+    b.off[i] = off;
   }
 
   private setSourceMac(b: FrameBatch, i: number, ifindex: number): void {
@@ -254,6 +306,12 @@ export class DataPlaneWorker {
     }
   }
 
+  /** Our Neighbor Advertisement leaves where the solicitation came in, with that interface's MAC. */
+  private fixNdReply(b: FrameBatch, i: number): void {
+    const mac = this.macByIfx[b.ifindex[i]!];
+    if (mac !== undefined) setNaSourceMac(b.buf, b.off[i]!, b.len[i]!, mac, this.nd);
+  }
+
   /** Our ARP reply leaves where the request came in, with that interface's MAC as sender. */
   private fixArpReply(b: FrameBatch, i: number): void {
     const ifx = b.ifindex[i]!;
@@ -269,17 +327,18 @@ export class DataPlaneWorker {
   /** Keeps a frame whose next hop is being resolved (or drops and counts it when the queue is full). */
   private hold(b: FrameBatch, i: number): void {
     const p = this.pend;
-    if (p.count >= p.capacity) { this.c[3]!++; return; }
+    // A super-frame larger than a queue slot is dropped like a frame of a full queue (only the
+    // first frames of a connection wait for a next hop, and those are small).
+    if (p.count >= p.capacity || b.len[i]! > p.frameMax) { this.c[3]!++; return; }
     const j = p.count++;
     const off = b.off[i]!;
     const len = b.len[i]!;
     const dst = j * SLOT_SIZE + HEADROOM;
     p.buf.set(b.buf.subarray(off, off + len), dst);
+    // Flags as the engine left them: it clears FRAME_CSUM_NOT_READY when it completes a checksum,
+    // and a checksum it keeps partial (vnet hdr) stays partial, with its offsets.
+    p.copyMeta(j, b, i);
     p.off[j] = dst;
-    p.len[j] = len;
-    // The engine completed a partial checksum before it looked for the next hop: never again.
-    p.flags[j] = b.flags[i]! & ~FRAME_CSUM_NOT_READY;
-    p.ifindex[j] = b.ifindex[i]!;
     this.pendDeadline[j] = this.director.now + this.neighWait;
     // The engine counted this packet already (ip_vs_in/out stats) and will again when the frame
     // is run through it once more: remember which way, so the second count can be taken back.
@@ -356,10 +415,8 @@ export class DataPlaneWorker {
     const p = this.pend;
     const dst = to * SLOT_SIZE + HEADROOM;
     p.buf.copyWithin(dst, p.off[from]!, p.off[from]! + p.len[from]!);
+    p.moveMeta(from, to);
     p.off[to] = dst;
-    p.len[to] = p.len[from]!;
-    p.flags[to] = p.flags[from]!;
-    p.ifindex[to] = p.ifindex[from]!;
     this.pendDeadline[to] = this.pendDeadline[from]!;
     this.pendDir[to] = this.pendDir[from]!;
     this.pendBytes[to] = this.pendBytes[from]!;
@@ -378,18 +435,19 @@ export class DataPlaneWorker {
 
   // ---------------------------------------------------------------- gratuitous ARP
 
-  private currentVips(): Set<number> {
+  /** Every IPv4 VIP address, once, in listing order (what is announced when packet I/O starts). */
+  private currentVips(): number[] {
     const v = new Set<number>();
-    for (const s of this.director.table.services()) if (s.af === 4 && s.fwmark === 0) v.add(s.addr.w0);
-    return v;
+    for (const s of this.director.table.services()) if (s.af === 4 && s.fwmark === 0) v.add(s.addr.w0 >>> 0);
+    return [...v];
   }
 
-  /** Gratuitous ARP for each VIP not announced yet, on the interfaces whose subnet holds it (else on all). */
-  private announceNewVips(): void {
-    const now = this.currentVips();
-    const added: number[] = [];
-    for (const v of now) if (!this.vips.has(v)) added.push(v);
-    this.vips = now;
+  /**
+   * Gratuitous ARP for each of `added` (VIP addresses that were not in use), on the
+   * interfaces whose subnet holds it (else on all). Without packet I/O nothing is sent:
+   * startIo announces every VIP then.
+   */
+  private announceVips(added: number[]): void {
     if (this.io === null || added.length === 0) return;
     const txq = this.txq;
     for (const vip of added) {
@@ -407,31 +465,24 @@ export class DataPlaneWorker {
     txq.clear();
   }
 
-  // ---------------------------------------------------------------- control plane
-
-  /** What the kernel must not handle, or undefined when unchanged since the last call. */
-  private hideSpecIfChanged(): HideSpec | undefined {
-    const spec: HideSpec = { vips: [], marks: [], reals: [] };
-    const fmt = (af: 4 | 6, a: { w0: number; w1: number; w2: number; w3: number }): string =>
-      af === 4 ? formatIp4(a.w0) : formatIp6(a.w0, a.w1, a.w2, a.w3);
-    const marks = new Set<number>();
+  /** Every IPv6 VIP address, once (what is announced when packet I/O starts). */
+  private currentVips6(): number[][] {
+    const v = new Map<string, number[]>();
     for (const s of this.director.table.services()) {
-      if (s.fwmark !== 0) marks.add(s.fwmark);
-      else spec.vips.push({ af: s.af, proto: s.protocol, addr: fmt(s.af, s.addr), port: s.port });
-      for (const d of s.dests) {
-        if (d.fwdMethod !== FWD_MASQ) continue;
-        spec.reals.push({ af: d.addr.af, proto: s.protocol, addr: fmt(d.addr.af, d.addr), port: d.port });
-      }
+      if (s.af === 6 && s.fwmark === 0) v.set(`${s.addr.w0}.${s.addr.w1}.${s.addr.w2}.${s.addr.w3}`, [s.addr.w0, s.addr.w1, s.addr.w2, s.addr.w3]);
     }
-    for (const r of this.director.marks.list()) {
-      if (!marks.has(r.mark)) continue;
-      spec.marks.push({ af: r.af, proto: r.protocol, addr: r.addr, prefix: r.prefix, portLo: r.portLo, portHi: r.portHi });
-    }
-    const key = JSON.stringify(spec);
-    if (key === this.lastHide) return undefined;
-    this.lastHide = key;
-    return spec;
+    return [...v.values()];
   }
+
+  /** Unsolicited Neighbor Advertisements for IPv6 VIPs that were not in use (the IPv6 gratuitous ARP). */
+  private announceVips6(added: number[][]): void {
+    if (this.io === null || added.length === 0) return;
+    this.c[4]! += Vip6Announcer.write(this.txq, this.neigh.interfaces, added);
+    if (this.txq.count > 0) this.io.send(this.txq);
+    this.txq.clear();
+  }
+
+  // ---------------------------------------------------------------- control plane
 
   async op(id: number, op: string, args: unknown[]): Promise<void> {
     const api = this.director.api as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
@@ -439,18 +490,27 @@ export class DataPlaneWorker {
       this.post({ t: 'result', id, ok: false, error: { message: `unknown operation ${op}` } });
       return;
     }
+    // Only what the operation touched is re-derived (hide-state.ts): a change costs the same
+    // whatever the table's size. A failed operation reports what it changed too (normally nothing).
+    const scope = WRITE_OPS.has(op) ? this.hide.scope(op, args) : null;
+    let value: unknown = null;
+    let error: WireError | null = null;
     try {
-      const value = await api[op]!.apply(this.director.api, args);
-      if (WRITE_OPS.has(op)) {
-        const hide = this.hideSpecIfChanged();
-        this.announceNewVips();
-        this.post(hide === undefined ? { t: 'result', id, ok: true, value } : { t: 'result', id, ok: true, value, hide });
-      } else {
-        this.post({ t: 'result', id, ok: true, value });
-      }
+      value = await api[op]!.apply(this.director.api, args);
     } catch (e) {
       const err = e as Error;
-      this.post({ t: 'result', id, ok: false, error: e instanceof CtlError ? { errno: e.errno, message: err.message } : { message: err.message } });
+      error = e instanceof CtlError ? { errno: e.errno, message: err.message } : { message: err.message };
+    }
+    let hide: HideChange | undefined;
+    if (scope !== null) {
+      hide = this.hide.change(scope);
+      this.announceVips(this.hide.takeNewVip4());
+      this.announceVips6(this.vip6.noteChange(hide));
+    }
+    if (error === null) {
+      this.post(hide === undefined ? { t: 'result', id, ok: true, value } : { t: 'result', id, ok: true, value, hide });
+    } else {
+      this.post(hide === undefined ? { t: 'result', id, ok: false, error } : { t: 'result', id, ok: false, error, hide });
     }
   }
 
@@ -460,11 +520,12 @@ export class DataPlaneWorker {
     this.neigh.tick(t);
     if (++this.ticks % ROUTE_REFRESH_TICKS === 0 && this.init.routes === null && this.init.backend !== 'none') {
       this.neigh.setRoutes(new RouteTable4(readRoutes4()));
+      this.neigh.setRoutes6(new RouteTable6(readRoutes6()));
     }
     if (this.io !== null) {
       if (this.pend.count > 0) this.expirePending(t);
       this.afterBatches();
-      if (this.io instanceof AfPacketIo) this.io.readKernelStats();
+      if (this.io instanceof AfPacketIo || this.io instanceof AfPacketRingIo) this.io.readKernelStats();
     }
     this.publish();
   }
@@ -475,7 +536,7 @@ export class DataPlaneWorker {
     const rc = this.director.engine.reasonCount;
     for (let i = 0; i < REASON_COUNT; i++) c[i] = rc[i]!;
     const io = this.io;
-    if (io instanceof AfPacketIo) {
+    if (io instanceof AfPacketIo || io instanceof AfPacketRingIo) {
       const s = io.stats;
       c[C_RX_FRAMES] = s.rxFrames;
       c[C_TX_FRAMES] = s.txFrames;

@@ -6,7 +6,7 @@
 import { REASON_COUNT } from '../core/reasons.js';
 import type { NeighEntry } from '../neigh/cache.js';
 
-export type BackendName = 'afpacket' | 'pcap' | 'none';
+export type BackendName = 'afpacket' | 'afpacket-ring' | 'pcap' | 'none';
 
 export interface WorkerInit {
   /** Network namespace the worker thread enters first (name under /var/run/netns or a path); null = the process's. */
@@ -17,6 +17,8 @@ export interface WorkerInit {
   capacity: number;
   seed: number;
   batchSize: number;
+  /** AF_PACKET with PACKET_VNET_HDR: GSO super-frames and partial checksums pass through whole (AfPacketOptions.vnetHdr). */
+  vnetHdr?: boolean;
   /** Wall-clock ms (timeOrigin + now) that is second 0 of the director's clock. */
   clockOriginMs: number;
   /** Counter block (COUNTER_SLOTS float64 values), written by the worker, read by anyone. */
@@ -35,6 +37,25 @@ export interface HideSpec {
   marks: Array<{ af: 4 | 6; proto: number; addr: string; prefix: number; portLo: number; portHi: number }>;
   /** NAT real servers: their replies, from addr:port (proto 0 = tcp, udp and sctp; port 0 = any). */
   reals: Array<{ af: 4 | 6; proto: number; addr: string; port: number }>;
+}
+
+export type HideVip = HideSpec['vips'][number];
+export type HideMark = HideSpec['marks'][number];
+export type HideReal = HideSpec['reals'][number];
+
+/**
+ * How one operation changed what must be hidden. The worker sends this instead of
+ * the whole HideSpec so that a change costs the same with 10 or 10,000 services
+ * (the full spec was built, compared and cloned on every operation). `del` applies
+ * before `add`. A real appears once per NAT dest that has it, so the receiver
+ * counts: the same address:port stays hidden while any NAT dest still uses it.
+ * `marks`, when present, replaces the whole list (it follows the classifier rules,
+ * which only change with their own operations).
+ */
+export interface HideChange {
+  add: { vips: HideVip[]; reals: HideReal[] };
+  del: { vips: HideVip[]; reals: HideReal[] };
+  marks?: HideMark[];
 }
 
 export interface IfaceFacts {
@@ -60,8 +81,8 @@ export interface WireError {
 
 export type FromWorker =
   | { t: 'ready'; ifaces: IfaceFacts[]; capacity: number }
-  | { t: 'result'; id: number; ok: true; value: unknown; hide?: HideSpec }
-  | { t: 'result'; id: number; ok: false; error: WireError }
+  | { t: 'result'; id: number; ok: true; value: unknown; hide?: HideChange }
+  | { t: 'result'; id: number; ok: false; error: WireError; hide?: HideChange }
   | { t: 'neigh'; id: number; entries: NeighEntry[] }
   | { t: 'log'; line: string }
   | { t: 'fatal'; message: string };

@@ -1,17 +1,14 @@
 /**
- * The director's ARP cache and next-hop resolver (IPv4). It implements
- * NextHopResolver, so the engine uses it exactly like the static table.
+ * The director's neighbour cache and next-hop resolver. It implements
+ * NextHopResolver, so the engine uses it exactly like the static table. IPv4 next
+ * hops are resolved here with ARP; IPv6 ones by the NDP cache it owns (`v6`,
+ * cache6.ts), so the engine and the data plane still see one resolver, one version
+ * number and one set of counters.
  *
  * A destination's next hop is the destination itself when the kernel's routing
- * table says it is on-link, else the route's gateway (neigh/routes.ts). Next hops
- * live in slots of typed arrays (IP, MAC, egress interface, state, timers); an
- * LRU index (lru-cache) maps IP → slot and bounds the table: when it is full the
- * least recently confirmed entry goes. Entries follow a small version of the
- * kernel's NUD machine:
- *   INCOMPLETE  — asked (broadcast who-has, up to `probes` times, `retransTime` apart),
- *   REACHABLE   — answered less than `reachableTime` ago,
- *   STALE       — older: still used, re-probed (unicast) up to `probes` times; deleted if silent,
- *   FAILED      — never answered: not retried for `retransTime`, dropped after `gcTime`.
+ * table says it is on-link, else the route's gateway (neigh/routes.ts). Entries
+ * follow the NUD machine shared with IPv6 (nud.ts: INCOMPLETE, REACHABLE, STALE,
+ * FAILED); probes are broadcast who-has requests (unicast to re-probe a STALE one).
  * What feeds it: ARP replies to our requests (and any ARP from a host we already
  * know), and ARP requests for our addresses or VIPs — like the kernel, which
  * creates an entry for whoever asks for one of its addresses.
@@ -21,70 +18,28 @@
  * slow path (route lookup, LRU index), which may allocate — once per destination,
  * and again only after the cache changed shape (an entry deleted, routes changed).
  */
-import { LRUCache } from 'lru-cache';
 import type { NextHopResolver } from './static.js';
 import { RouteTable4, type Route4 } from './routes.js';
+import type { RouteTable6 } from './routes6.js';
 import { ArpView, ARP_REPLY, ARP_REQUEST, readArp, writeArpRequest } from './arp.js';
+import { NeighbourCache6 } from './cache6.js';
+import { NudTable, newNeighStats, NUD_INCOMPLETE, type NeighEntry, type NeighIface, type NudTiming } from './nud.js';
 import type { TxQueue } from '../io/batch.js';
 import { formatIp4 } from '../util/ip.js';
-import { formatMac } from '../util/mac.js';
 
-export interface NeighIface {
-  /** Kernel ifindex (what batches carry). */
-  index: number;
-  name: string;
-  mac: Uint8Array;
-  /** Primary IPv4 address (source of our ARP requests), 0 when the interface has none. */
-  ip4: number;
-  prefix: number;
-}
+export {
+  NUD_FREE, NUD_INCOMPLETE, NUD_REACHABLE, NUD_STALE, NUD_FAILED,
+  type NeighEntry, type NeighIface, type NeighStats,
+} from './nud.js';
 
-export interface NeighbourCacheOptions {
+export interface NeighbourCacheOptions extends NudTiming {
   ifaces: NeighIface[];
   /** Routing table (default: only the interfaces' own subnets, on-link). */
   routes?: RouteTable4;
-  /** Maximum entries (default 4096). */
-  capacity?: number;
-  /** Seconds an answer counts as fresh (kernel base_reachable_time: 30). */
-  reachableTime?: number;
-  /** Seconds between probes (kernel retrans_time: 1). */
-  retransTime?: number;
-  /** Probes before giving up (kernel mcast_solicit / ucast_solicit: 3). */
-  probes?: number;
-  /** Seconds a FAILED entry is kept (so a flood of frames to a dead host does not flood ARP). */
-  gcTime?: number;
+  /** IPv6 routing table (default: the interfaces' own IPv6 prefixes, on-link). */
+  routes6?: RouteTable6;
   /** log2 of the destination cache size (default 14). */
   dstCacheBits?: number;
-}
-
-export const NUD_FREE = 0;
-export const NUD_INCOMPLETE = 1;
-export const NUD_REACHABLE = 2;
-export const NUD_STALE = 3;
-export const NUD_FAILED = 4;
-const NUD_NAMES = ['FREE', 'INCOMPLETE', 'REACHABLE', 'STALE', 'FAILED'];
-
-export interface NeighEntry {
-  ip: string;
-  mac: string;
-  ifname: string;
-  state: string;
-}
-
-/** Counters (plain numbers; the data plane copies them into shared memory). */
-export interface NeighStats {
-  /** Frames whose next hop was not resolved yet (the engine drops or the data plane queues them). */
-  unresolved: number;
-  /** Destinations without a route, or whose route leaves through an interface we do not serve. */
-  noRoute: number;
-  /** IPv6 next hops (no NDP yet). */
-  unsupported: number;
-  /** ARP requests written (first asks and re-probes). */
-  requests: number;
-  /** Entries created or changed from ARP frames seen. */
-  learned: number;
-  /** Next hops that never answered. */
-  failed: number;
 }
 
 function onLinkRoutes(ifaces: NeighIface[]): RouteTable4 {
@@ -97,94 +52,55 @@ function onLinkRoutes(ifaces: NeighIface[]): RouteTable4 {
   return new RouteTable4(r);
 }
 
-export class NeighbourCache implements NextHopResolver {
-  /** Bumped when an entry becomes usable, changes MAC or goes away, and when routes change. */
-  version = 0;
-  /** Current time (seconds on the director's clock); the data plane sets it before each batch. */
-  now = 0;
-  readonly stats: NeighStats = { unresolved: 0, noRoute: 0, unsupported: 0, requests: 0, learned: 0, failed: 0 };
-  readonly capacity: number;
+export class NeighbourCache extends NudTable<number> implements NextHopResolver {
+  /** The IPv6 next hops (NDP), sharing this cache's counters and clock. */
+  readonly v6: NeighbourCache6;
 
   private routes: RouteTable4;
-  private readonly ifaces: NeighIface[];
-  private readonly ifByName = new Map<string, NeighIface>();
-  private readonly ifByIndex = new Map<number, NeighIface>();
   private readonly ownIps = new Set<number>();
-  private readonly reachableTime: number;
-  private readonly retransTime: number;
-  private readonly probes: number;
-  private readonly gcTime: number;
-
-  // Slots.
+  /** Slot addresses. */
   private readonly ip: Uint32Array;
-  private readonly mac: Uint8Array;
-  private readonly ifx: Int32Array;
-  private readonly state: Uint8Array;
-  private readonly confirmed: Float64Array;
-  private readonly nextProbe: Float64Array;
-  private readonly probesLeft: Uint8Array;
-  private readonly freeSlots: number[] = [];
-  private readonly index: LRUCache<number, number>;
-
-  // Requests to write at the next drain.
-  private readonly askQ: Int32Array;
-  private readonly queued: Uint8Array;
-  private askN = 0;
 
   // Destination → slot, direct-mapped; entries of an older generation are misses.
   private readonly dcKey: Uint32Array;
   private readonly dcSlot: Int32Array;
   private readonly dcGen: Uint32Array;
   private readonly dcShift: number;
-  private gen = 1;
-
-  // MAC → egress ifindex (rebuilt lazily after changes), open addressing.
-  private macLo = new Uint32Array(0);
-  private macHi = new Uint16Array(0);
-  private macIfx = new Int32Array(0);
-  private macDirty = true;
 
   private readonly arp = new ArpView();
 
   constructor(opts: NeighbourCacheOptions) {
-    this.ifaces = opts.ifaces;
-    for (const i of opts.ifaces) {
-      this.ifByName.set(i.name, i);
-      this.ifByIndex.set(i.index, i);
-      if (i.ip4 !== 0) this.ownIps.add(i.ip4);
-    }
+    super(opts.ifaces, opts, newNeighStats());
+    for (const i of opts.ifaces) if (i.ip4 !== 0) this.ownIps.add(i.ip4);
     this.routes = opts.routes ?? onLinkRoutes(opts.ifaces);
-    const cap = opts.capacity ?? 4096;
-    this.capacity = cap;
-    this.reachableTime = opts.reachableTime ?? 30;
-    this.retransTime = opts.retransTime ?? 1;
-    this.probes = opts.probes ?? 3;
-    this.gcTime = opts.gcTime ?? 60;
-    this.ip = new Uint32Array(cap);
-    this.mac = new Uint8Array(cap * 6);
-    this.ifx = new Int32Array(cap);
-    this.state = new Uint8Array(cap);
-    this.confirmed = new Float64Array(cap);
-    this.nextProbe = new Float64Array(cap);
-    this.probesLeft = new Uint8Array(cap);
-    for (let s = cap - 1; s >= 0; s--) this.freeSlots.push(s);
-    this.askQ = new Int32Array(cap);
-    this.queued = new Uint8Array(cap);
+    this.ip = new Uint32Array(this.capacity);
     const bits = opts.dstCacheBits ?? 14;
     this.dcKey = new Uint32Array(1 << bits);
     this.dcSlot = new Int32Array(1 << bits);
     this.dcGen = new Uint32Array(1 << bits);
     this.dcShift = 32 - bits;
-    this.index = new LRUCache<number, number>({
-      max: cap,
-      dispose: (slot) => this.freeSlot(slot),
-    });
+    this.v6 = new NeighbourCache6({ ...opts, stats: this.stats });
+  }
+
+  /** Bumped when an entry (of either family) becomes usable, changes MAC or goes away, and when routes change. */
+  get version(): number {
+    return this.ver + this.v6.version;
+  }
+
+  /** Current time (seconds on the director's clock); the data plane sets it before each batch. */
+  get now(): number {
+    return this.t;
+  }
+
+  set now(t: number) {
+    this.t = t;
+    this.v6.now = t;
   }
 
   // ------------------------------------------------------------------ hot path
 
   resolve(af: 4 | 6, a: Uint32Array, out: Uint8Array, outOff: number): boolean {
-    if (af !== 4) { this.stats.unsupported++; return false; }
+    if (af !== 4) return this.v6.resolve6(a, out, outOff);
     const d = a[0]! >>> 0;
     const h = Math.imul(d, 0x9e3779b1) >>> this.dcShift;
     let s: number;
@@ -204,18 +120,10 @@ export class NeighbourCache implements NextHopResolver {
     return true;
   }
 
-  /** Egress ifindex of the neighbour whose MAC is at buf[off..off+6), 0 when unknown. */
-  egressFor(buf: Uint8Array, off: number): number {
-    if (this.macDirty) this.rebuildMacIndex();
-    const lo = ((buf[off + 2]! << 24) | (buf[off + 3]! << 16) | (buf[off + 4]! << 8) | buf[off + 5]!) >>> 0;
-    const hi = (buf[off]! << 8) | buf[off + 1]!;
-    const mask = this.macLo.length - 1;
-    for (let h = Math.imul(lo ^ hi, 0x9e3779b1) >>> 0 & mask, n = 0; n <= mask; h = (h + 1) & mask, n++) {
-      const x = this.macIfx[h]!;
-      if (x === 0) return 0;
-      if (this.macLo[h] === lo && this.macHi[h] === hi) return x;
-    }
-    return 0;
+  /** Egress ifindex of the neighbour (IPv4 or IPv6) whose MAC is at buf[off..off+6), 0 when unknown. */
+  override egressFor(buf: Uint8Array, off: number): number {
+    const x = super.egressFor(buf, off);
+    return x !== 0 ? x : this.v6.egressFor(buf, off);
   }
 
   // ------------------------------------------------------------------ slow path
@@ -225,82 +133,12 @@ export class NeighbourCache implements NextHopResolver {
     const iface = r === null ? undefined : this.ifByName.get(r.ifname);
     if (r === null || iface === undefined) { this.stats.noRoute++; return -1; }
     const nh = r.gateway !== 0 ? r.gateway : d;
-    let s = this.index.get(nh | 0);
+    const s = this.slotOf(nh | 0);
     if (s === undefined) {
-      s = this.create(nh, iface.index, NUD_INCOMPLETE);
-      this.probesLeft[s] = this.probes;
-      this.nextProbe[s] = this.now;
-      this.ask(s);
+      this.ip[this.startResolve(nh | 0, iface.index)] = nh >>> 0;
       return -1;
     }
-    const st = this.state[s]!;
-    if (st === NUD_REACHABLE || st === NUD_STALE) return s;
-    if (st === NUD_FAILED && this.now >= this.nextProbe[s]!) {
-      // Try again: a frame for it is waiting (the kernel re-resolves on the next send too).
-      this.state[s] = NUD_INCOMPLETE;
-      this.probesLeft[s] = this.probes;
-      this.nextProbe[s] = this.now;
-      this.ask(s);
-    }
-    return -1;
-  }
-
-  private create(ip: number, ifindex: number, state: number): number {
-    if (this.freeSlots.length === 0) this.index.pop(); // evicts the least recently used entry (dispose frees its slot)
-    const s = this.freeSlots.pop()!;
-    this.ip[s] = ip >>> 0;
-    this.ifx[s] = ifindex;
-    this.state[s] = state;
-    this.confirmed[s] = 0;
-    this.mac.fill(0, s * 6, s * 6 + 6);
-    this.index.set(ip | 0, s);
-    return s;
-  }
-
-  private freeSlot(s: number): void {
-    this.state[s] = NUD_FREE;
-    this.freeSlots.push(s);
-    this.queued[s] = 0;
-    this.changed(true);
-  }
-
-  private changed(shape: boolean): void {
-    this.version++;
-    this.macDirty = true;
-    if (shape) this.gen = (this.gen + 1) >>> 0 || 1;
-  }
-
-  private ask(s: number): void {
-    if (this.queued[s] === 1) return;
-    this.queued[s] = 1;
-    this.askQ[this.askN++] = s;
-  }
-
-  private rebuildMacIndex(): void {
-    this.macDirty = false;
-    let size = 16;
-    while (size < this.capacity * 2) size <<= 1;
-    if (this.macLo.length !== size) {
-      this.macLo = new Uint32Array(size);
-      this.macHi = new Uint16Array(size);
-      this.macIfx = new Int32Array(size);
-    } else {
-      this.macIfx.fill(0);
-    }
-    const mask = size - 1;
-    const m = this.mac;
-    for (let s = 0; s < this.capacity; s++) {
-      const st = this.state[s]!;
-      if (st !== NUD_REACHABLE && st !== NUD_STALE) continue;
-      const o = s * 6;
-      const lo = ((m[o + 2]! << 24) | (m[o + 3]! << 16) | (m[o + 4]! << 8) | m[o + 5]!) >>> 0;
-      const hi = (m[o]! << 8) | m[o + 1]!;
-      let h = Math.imul(lo ^ hi, 0x9e3779b1) >>> 0 & mask;
-      while (this.macIfx[h] !== 0 && !(this.macLo[h] === lo && this.macHi[h] === hi)) h = (h + 1) & mask;
-      this.macLo[h] = lo;
-      this.macHi[h] = hi;
-      this.macIfx[h] = this.ifx[s]!;
-    }
+    return this.usableOrRetry(s);
   }
 
   // ------------------------------------------------------------------ learning
@@ -312,26 +150,13 @@ export class NeighbourCache implements NextHopResolver {
   learn(ip: number, buf: Uint8Array, macOff: number, ifindex: number, create: boolean): void {
     ip >>>= 0;
     if (ip === 0 || this.ownIps.has(ip)) return;
-    let s = this.index.get(ip | 0);
+    let s = this.slotOf(ip | 0);
     if (s === undefined) {
       if (!create || !this.ifByIndex.has(ifindex)) return;
-      s = this.create(ip, ifindex, NUD_INCOMPLETE);
+      s = this.create(ip | 0, ifindex, NUD_INCOMPLETE);
+      this.ip[s] = ip;
     }
-    const m = this.mac;
-    const o = s * 6;
-    const st = this.state[s]!;
-    let same = st === NUD_REACHABLE || st === NUD_STALE;
-    for (let k = 0; k < 6; k++) {
-      if (m[o + k] !== buf[macOff + k]) { same = false; m[o + k] = buf[macOff + k]!; }
-    }
-    if (this.ifx[s] !== ifindex && this.ifByIndex.has(ifindex)) { this.ifx[s] = ifindex; same = false; }
-    this.state[s] = NUD_REACHABLE;
-    this.confirmed[s] = this.now;
-    this.probesLeft[s] = 0;
-    if (!same) {
-      this.stats.learned++;
-      this.changed(false);
-    }
+    this.confirm(s, buf, macOff, ifindex);
   }
 
   /**
@@ -350,77 +175,35 @@ export class NeighbourCache implements NextHopResolver {
     else if (v.op === ARP_REQUEST) this.learn(v.spa, buf, v.shaOff, ifindex, this.ownIps.has(v.tpa));
   }
 
-  // ------------------------------------------------------------------ timers and requests
-
-  /** Ages entries and schedules re-probes (call about once a second, between batches). */
-  tick(now: number): void {
-    this.now = now;
-    const dead: number[] = [];
-    for (let s = 0; s < this.capacity; s++) {
-      const st = this.state[s]!;
-      if (st === NUD_FREE) continue;
-      if (st === NUD_INCOMPLETE) {
-        if (now < this.nextProbe[s]!) continue;
-        if (this.probesLeft[s]! > 0) this.ask(s);
-        else {
-          this.state[s] = NUD_FAILED;
-          this.nextProbe[s] = now + this.retransTime;
-          this.stats.failed++;
-        }
-      } else if (st === NUD_REACHABLE) {
-        if (now - this.confirmed[s]! >= this.reachableTime) {
-          this.state[s] = NUD_STALE;
-          this.probesLeft[s] = this.probes;
-          this.nextProbe[s] = now;
-          this.ask(s);
-        }
-      } else if (st === NUD_STALE) {
-        if (now < this.nextProbe[s]!) continue;
-        if (this.probesLeft[s]! > 0) this.ask(s);
-        else dead.push(s);
-      } else if (st === NUD_FAILED) {
-        if (now - this.nextProbe[s]! >= this.gcTime) dead.push(s);
-      }
-    }
-    for (const s of dead) this.index.delete(this.ip[s]! | 0);
+  /** Feeds one NDP frame seen on `ifindex` to the IPv6 cache (see NeighbourCache6.observeNd). */
+  observeNd(buf: Uint8Array, off: number, len: number, ifindex: number, answered: boolean): void {
+    this.v6.observeNd(buf, off, len, ifindex, answered);
   }
 
-  /** Writes the ARP requests due into `tx` (broadcast who-has; unicast re-probes for STALE). Returns how many. */
-  drainRequests(tx: TxQueue): number {
-    let n = 0;
-    let k = 0;
-    for (; k < this.askN; k++) {
-      const s = this.askQ[k]!;
-      if (this.queued[s] === 0) continue;
-      const st = this.state[s]!;
-      if (st !== NUD_INCOMPLETE && st !== NUD_STALE) { this.queued[s] = 0; continue; }
-      const off = tx.reserve();
-      if (off < 0) break; // full: the rest go next time
-      this.queued[s] = 0;
-      const iface = this.ifByIndex.get(this.ifx[s]!);
-      if (iface === undefined) continue;
-      let len: number;
-      if (st === NUD_STALE) {
-        len = writeArpRequest(tx.buf, off, iface.mac, iface.ip4, this.ip[s]!, this.mac.subarray(s * 6, s * 6 + 6));
-      } else {
-        len = writeArpRequest(tx.buf, off, iface.mac, iface.ip4, this.ip[s]!);
-      }
-      tx.commit(len, iface.index, -1);
-      this.probesLeft[s] = this.probesLeft[s]! > 0 ? this.probesLeft[s]! - 1 : 0;
-      this.nextProbe[s] = this.now + this.retransTime;
-      this.stats.requests++;
-      n++;
-    }
-    // Keep what did not fit.
-    let w = 0;
-    for (; k < this.askN; k++) this.askQ[w++] = this.askQ[k]!;
-    this.askN = w;
-    return n;
+  // ------------------------------------------------------------------ timers and requests
+
+  /** Ages entries of both families and schedules re-probes (call about once a second, between batches). */
+  override tick(now: number): void {
+    super.tick(now);
+    this.v6.tick(now);
+  }
+
+  /** Writes the ARP requests and Neighbor Solicitations due into `tx`. Returns how many. */
+  override drainRequests(tx: TxQueue): number {
+    return super.drainRequests(tx) + this.v6.drainRequests(tx);
   }
 
   /** Whether requests are waiting for `drainRequests`. */
-  get requestsPending(): boolean {
-    return this.askN > 0;
+  override get requestsPending(): boolean {
+    return super.requestsPending || this.v6.requestsPending;
+  }
+
+  protected writeProbe(tx: TxQueue, off: number, s: number, iface: NeighIface, unicast: Uint8Array | null): number {
+    return writeArpRequest(tx.buf, off, iface.mac, iface.ip4, this.ip[s]!, unicast);
+  }
+
+  protected formatAddr(s: number): string {
+    return formatIp4(this.ip[s]!);
   }
 
   // ------------------------------------------------------------------ control
@@ -430,6 +213,11 @@ export class NeighbourCache implements NextHopResolver {
     if (routes.signature === this.routes.signature) return;
     this.routes = routes;
     this.changed(true);
+  }
+
+  /** Replaces the IPv6 routing table (a no-op when unchanged). */
+  setRoutes6(routes: RouteTable6): void {
+    this.v6.setRoutes(routes);
   }
 
   get routeTable(): RouteTable4 {
@@ -442,32 +230,12 @@ export class NeighbourCache implements NextHopResolver {
     return r === null ? null : this.ifByName.get(r.ifname) ?? null;
   }
 
-  /** The served interface with this kernel index. */
-  iface(ifindex: number): NeighIface | undefined {
-    return this.ifByIndex.get(ifindex);
+  /** Every entry, IPv4 then IPv6 (diagnostics). */
+  override entries(): NeighEntry[] {
+    return [...super.entries(), ...this.v6.entries()];
   }
 
-  get interfaces(): readonly NeighIface[] {
-    return this.ifaces;
-  }
-
-  /** Every entry (diagnostics). */
-  entries(): NeighEntry[] {
-    const out: NeighEntry[] = [];
-    for (let s = 0; s < this.capacity; s++) {
-      const st = this.state[s]!;
-      if (st === NUD_FREE) continue;
-      out.push({
-        ip: formatIp4(this.ip[s]!),
-        mac: st === NUD_REACHABLE || st === NUD_STALE ? formatMac(this.mac, s * 6) : '',
-        ifname: this.ifByIndex.get(this.ifx[s]!)?.name ?? String(this.ifx[s]),
-        state: NUD_NAMES[st]!,
-      });
-    }
-    return out;
-  }
-
-  get size(): number {
-    return this.index.size;
+  override get size(): number {
+    return super.size + this.v6.size;
   }
 }

@@ -63,6 +63,12 @@ export class PacketInfo {
   arpOp = 0;
   arpSpa = 0;
   arpTpa = 0;
+  /**
+   * For a GSO super-frame (set by the engine from the I/O layer's metadata, never by the parser):
+   * the IP length of each segment it stands for (headers + gso_size), which MTU checks use
+   * instead of ipLen. 0 for ordinary packets.
+   */
+  gsoSegLen = 0;
 }
 
 /** Why a frame was not (fully) parsed. 0 = ok. Used as drop reasons too. */

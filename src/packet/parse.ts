@@ -67,6 +67,7 @@ export function resetInfo(info: PacketInfo): void {
   info.arpOp = 0;
   info.arpSpa = 0;
   info.arpTpa = 0;
+  info.gsoSegLen = 0;
 }
 
 export function parseFrame(buf: Uint8Array, off: number, len: number, info: PacketInfo): number {

@@ -146,10 +146,33 @@ function kernelBucket(svc: Service): number {
   return (svc.protocol ^ fold ^ (svc.port >>> 8) ^ svc.port) & 0xff;
 }
 
+/** A service's place in the listing: the service hash table's buckets, then the fwmark table's. */
+function listBucket(svc: Service): number {
+  return (svc.fwmark !== 0 ? 256 : 0) + kernelBucket(svc);
+}
+
 interface TrashEntry {
   dest: Dest;
   /** First sweep that saw it unreferenced (kernel idle_start), or -1. */
   idleSince: number;
+  /** trashKey() of the dest and the service it left. */
+  key: string;
+}
+
+/** Equal <=> sameAddr(); an IPv4 address (words 1-3 zero) is its bare number, without a colon. */
+function addrKey(a: IpAddr): string {
+  if (a.af === 4 && a.w1 === 0 && a.w2 === 0 && a.w3 === 0) return String(a.w0);
+  return `${a.af}:${a.w0}:${a.w1}:${a.w2}:${a.w3}`;
+}
+
+/**
+ * What ip_vs_trash_get_dest compares, as one string: the dest's address and port,
+ * and its service's identity (fwmark and protocol; for other services also address
+ * and port). Equal keys <=> the kernel's test matches.
+ */
+function trashKey(svc: Service, addr: IpAddr, port: number): string {
+  const id = svc.fwmark !== 0 ? `f${svc.fwmark}/${svc.protocol}` : `${svc.protocol}/${addrKey(svc.addr)}/${svc.port}`;
+  return `${id}|${addrKey(addr)}|${port}`;
 }
 
 export class IpvsTable {
@@ -177,9 +200,15 @@ export class IpvsTable {
   private readonly unprivPort: number;
   private readonly index = new ServiceIndex();
   private readonly rsIndex = new RealServerIndex();
-  /** Linked services, with the order they were hashed in (for the kernel's listing order). */
+  /** Linked services, with the order they were hashed in (the listing order itself is kept in `buckets`). */
   private readonly live = new Map<Service, number>();
   private hashSeq = 0;
+  /**
+   * Linked services by listing position, each list newest first: [0, 256) the kernel's
+   * service hash buckets, [256, 512) its fwmark buckets. services() concatenates them
+   * rather than sorting every service, which the data plane did after every change.
+   */
+  private readonly buckets: Service[][] = Array.from({ length: 512 }, () => []);
   private ftpCount = 0;
   private nullCount = 0;
   private fwmCount = 0;
@@ -188,8 +217,14 @@ export class IpvsTable {
   private readonly svcFree: number[] = [];
   private readonly destReg: (Dest | undefined)[] = [];
   private readonly destFree: number[] = [];
-  /** Newest first, like the kernel's dest_trash list. */
-  private readonly trash: TrashEntry[] = [];
+  /**
+   * The trash, oldest first (the kernel's dest_trash list read backwards). A Set and an
+   * index by trashKey rather than a list to walk: after `ipvsadm -C` it holds every dest
+   * of the old table, and re-adding them (`-R`) looked each one up by a linear scan.
+   */
+  private readonly trash = new Set<TrashEntry>();
+  /** Trash entries by trashKey, oldest first. */
+  private readonly trashIndex = new Map<string, TrashEntry[]>();
   /** Deleted services still referenced (by connections or trashed dests). */
   private readonly zombies = new Set<Service>();
 
@@ -258,17 +293,9 @@ export class IpvsTable {
 
   /** Linked services in the kernel's listing order (service hash table, then fwmark table). */
   services(): Service[] {
-    const list = [...this.live.keys()];
-    const seq = this.live;
-    return list.sort((a, b) => {
-      const fa = a.fwmark !== 0 ? 1 : 0;
-      const fb = b.fwmark !== 0 ? 1 : 0;
-      if (fa !== fb) return fa - fb;
-      const ba = kernelBucket(a);
-      const bb = kernelBucket(b);
-      if (ba !== bb) return ba - bb;
-      return seq.get(b)! - seq.get(a)!; // hlist_add_head: newest first within a bucket
-    });
+    const out: Service[] = [];
+    for (const b of this.buckets) for (let i = 0; i < b.length; i++) out.push(b[i]!);
+    return out;
   }
 
   get numServices(): number {
@@ -284,7 +311,9 @@ export class IpvsTable {
 
   /** Dests parked in the trash, newest first. */
   trashedDests(): Dest[] {
-    return this.trash.map((e) => e.dest);
+    const out: Dest[] = [];
+    for (const e of this.trash) out.push(e.dest);
+    return out.reverse();
   }
 
   /** Number of linked dests whose family differs from their service's (ipvs->mixed_address_family_dests). */
@@ -359,6 +388,7 @@ export class IpvsTable {
     if (fw) this.fwmCount++;
     this.index.add(svc);
     this.live.set(svc, this.hashSeq++);
+    this.buckets[listBucket(svc)]!.unshift(svc); // hlist_add_head: newest first within a bucket
     svc.flags |= SVC_F_HASHED;
     // Estimation starts when the first service appears in the namespace.
     this.estimator.start(this.clock());
@@ -523,15 +553,14 @@ export class IpvsTable {
 
   private sweep(now: number): void {
     let freed = false;
-    for (let i = this.trash.length - 1; i >= 0; i--) {
-      const e = this.trash[i]!;
+    for (const e of this.trash) { // oldest first, like the kernel's walk
       if (e.dest.refcnt > 0) continue;
       if (e.idleSince < 0) {
         e.idleSince = now;
         continue;
       }
       if (now < e.idleSince + DEST_TRASH_PERIOD) continue;
-      this.trash.splice(i, 1);
+      this.untrash(e);
       this.destReg[e.dest.id] = undefined;
       this.destFree.push(e.dest.id);
       freed = true;
@@ -623,6 +652,8 @@ export class IpvsTable {
   private unlinkService(svc: Service): void {
     this.index.remove(svc);
     this.live.delete(svc);
+    const bucket = this.buckets[listBucket(svc)]!;
+    bucket.splice(bucket.indexOf(svc), 1);
     svc.flags &= ~SVC_F_HASHED;
     if (svc.port === FTPPORT) this.ftpCount--;
     else if (svc.port === 0 && svc.fwmark === 0) this.nullCount--;
@@ -690,17 +721,20 @@ export class IpvsTable {
    * to a service with the same identity (the same object or one re-created with the same key).
    */
   private takeFromTrash(svc: Service, k: DestKey): Dest | null {
-    for (let i = 0; i < this.trash.length; i++) {
-      const d = this.trash[i]!.dest;
-      const old = d.svc;
-      if (d.port !== k.port || !sameAddr(d.addr, k.addr)) continue;
-      if (old.fwmark !== svc.fwmark || old.protocol !== svc.protocol) continue;
-      if (svc.fwmark === 0 && (!sameAddr(old.addr, svc.addr) || old.port !== svc.port)) continue;
-      this.trash.splice(i, 1);
-      d.trashedAt = 0;
-      return d;
-    }
-    return null;
+    const list = this.trashIndex.get(trashKey(svc, k.addr, k.port));
+    if (list === undefined) return null;
+    // The kernel takes the first match walking from the newest.
+    const e = list[list.length - 1]!;
+    this.untrash(e);
+    e.dest.trashedAt = 0;
+    return e.dest;
+  }
+
+  private untrash(e: TrashEntry): void {
+    this.trash.delete(e);
+    const list = this.trashIndex.get(e.key)!;
+    list.splice(list.lastIndexOf(e), 1);
+    if (list.length === 0) this.trashIndex.delete(e.key);
   }
 
   private newDest(svc: Service, dc: DestConfig): Dest {
@@ -767,6 +801,10 @@ export class IpvsTable {
     this.estimator.remove(dest.stats);
     this.rsIndex.remove(dest);
     dest.trashedAt = this.clock();
-    this.trash.unshift({ dest, idleSince: -1 });
+    const e: TrashEntry = { dest, idleSince: -1, key: trashKey(dest.svc, dest.addr, dest.port) };
+    this.trash.add(e);
+    const list = this.trashIndex.get(e.key);
+    if (list === undefined) this.trashIndex.set(e.key, [e]);
+    else list.push(e);
   }
 }

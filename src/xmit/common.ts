@@ -32,6 +32,20 @@ export class XmitResult {
   len = 0;
   /** MTU to report in the ICMP error (XMIT_FRAG_NEEDED) or to fragment to (XMIT_FRAGMENT). */
   mtu = 0;
+  /**
+   * Set (> 1) only by userspace segmentation (gso.ts): the frame at off/len is `segs` frames,
+   * `stride` bytes apart (FrameBatch FRAME_SEGMENTED). The reader resets it to 0.
+   */
+  segs = 0;
+  stride = 0;
+}
+
+/**
+ * The length MTU checks compare: the IP length, or for a GSO super-frame the IP length of each
+ * of its segments (skb_gso_validate_network_len), since the frame is cut before it hits a wire.
+ */
+export function mtuLen(info: PacketInfo): number {
+  return info.gsoSegLen > 0 ? info.gsoSegLen : info.ipLen;
 }
 
 /** Outcome of `mtuCheck`. */
@@ -72,10 +86,12 @@ export function decTtl(buf: Uint8Array, info: PacketInfo): boolean {
  *   (frag-needed); `v4Exempt` (tunnel with pmtu_disc=0) skips the IPv4 check entirely.
  * IPv6: longer than mtu → MTU_ICMP (packet too big) for a first fragment / unfragmented packet
  *   that is not a relayed ICMP error, otherwise MTU_DROP (dropped without ICMP).
- * Length is the IP packet length (skb->len at L3). GSO super-packets do not exist here.
+ * Length is the IP packet length (skb->len at L3), or a GSO super-frame's segment length (`mtuLen`).
+ * (The kernel skips this check for GSO skbs and fragments the segments on output instead; ulvs
+ * does not fragment, so an oversized segment gets the answer an oversized packet would.)
  */
 export function mtuCheck(info: PacketInfo, mtu: number, relayedIcmp: boolean, v4Exempt: boolean): number {
-  if (info.ipLen <= mtu) return MTU_OK;
+  if (mtuLen(info) <= mtu) return MTU_OK;
   if (info.af === 4) {
     if (v4Exempt || !info.df || relayedIcmp) return MTU_OK;
     return MTU_ICMP;
@@ -91,7 +107,7 @@ export function mtuCheck(info: PacketInfo, mtu: number, relayedIcmp: boolean, v4
  * are not exempt there; icmp_send itself refuses to answer them).
  */
 export function mtuCheckForward(info: PacketInfo, mtu: number): number {
-  if (info.ipLen <= mtu) return MTU_OK;
+  if (mtuLen(info) <= mtu) return MTU_OK;
   if (info.af === 4 && !info.df) return MTU_OK;
   return MTU_ICMP;
 }

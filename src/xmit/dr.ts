@@ -6,7 +6,7 @@
 import type { PacketInfo } from '../packet/info.js';
 import {
   MTU_DROP, MTU_ICMP, XMIT_DROP, XMIT_FRAG_NEEDED, XMIT_FRAGMENT, XMIT_OK, XMIT_TTL_EXCEEDED,
-  decTtl, mtuCheck, setEthAddrs, type XmitResult,
+  decTtl, mtuCheck, mtuLen, setEthAddrs, type XmitResult,
 } from './common.js';
 
 /**
@@ -22,5 +22,5 @@ export function xmitDr(buf: Uint8Array, info: PacketInfo, l2: Uint8Array, mtu: n
   if (m === MTU_ICMP) return XMIT_FRAG_NEEDED;
   if (m === MTU_DROP) return XMIT_DROP;
   setEthAddrs(buf, info.frameOff, l2);
-  return info.ipLen > mtu ? XMIT_FRAGMENT : XMIT_OK;
+  return mtuLen(info) > mtu ? XMIT_FRAGMENT : XMIT_OK;
 }

@@ -23,7 +23,7 @@ import {
 import { sctpChecksumSet } from '../packet/crc32c.js';
 import {
   XMIT_ERROR, XMIT_FRAG_NEEDED, XMIT_FRAGMENT, XMIT_OK, XMIT_TTL_EXCEEDED, XMIT_DROP,
-  MTU_ICMP, MTU_DROP, decTtl, mtuCheck, mtuCheckForward, setEthAddrs, type XmitResult,
+  MTU_ICMP, MTU_DROP, decTtl, mtuCheck, mtuLen, mtuCheckForward, setEthAddrs, type XmitResult,
 } from './common.js';
 
 const IPPROTO_TCP = 6;
@@ -125,9 +125,11 @@ function natRewrite(buf: Uint8Array, info: PacketInfo, isDst: boolean, newAddr: 
 
 /**
  * Inbound NAT (client → RS): destination := rsAddr:rsPort. `partial` = the L4 checksum is
- * CHECKSUM_PARTIAL (pseudo-header sum). The engine should complete partial checksums first
- * (packet/checksum.ts completePartialChecksum, DESIGN "Living beside the kernel") and call with partial=false;
- * partial=true reproduces the kernel's offload path for a sender that will complete it later.
+ * CHECKSUM_PARTIAL (pseudo-header sum). The engine completes partial checksums first
+ * (packet/checksum.ts completePartialChecksum, DESIGN "Living beside the kernel") and calls with
+ * partial=false, unless the frame leaves through a backend that passes the offload on
+ * (virtio_net_hdr): then partial=true, as the kernel's own offload path, and the kernel or the
+ * receiver completes the checksum (always so for GSO super-frames, which cannot be completed whole).
  */
 export function natInbound(buf: Uint8Array, info: PacketInfo, rsAddr: Uint32Array, rsPort: number, partial: boolean): boolean {
   return natRewrite(buf, info, true, rsAddr, rsPort, partial);
@@ -157,7 +159,7 @@ export function xmitNatIn(
   if (m === MTU_DROP) return XMIT_DROP;
   if (!natRewrite(buf, info, true, rsAddr, rsPort, partial)) return XMIT_ERROR;
   setEthAddrs(buf, info.frameOff, l2);
-  return info.ipLen > mtu ? XMIT_FRAGMENT : XMIT_OK;
+  return mtuLen(info) > mtu ? XMIT_FRAGMENT : XMIT_OK;
 }
 
 /**
@@ -178,5 +180,5 @@ export function xmitNatOut(
   decTtl(buf, info);
   if (!natRewrite(buf, info, false, vAddr, vPort, partial)) return XMIT_ERROR;
   setEthAddrs(buf, info.frameOff, l2);
-  return info.ipLen > mtu ? XMIT_FRAGMENT : XMIT_OK;
+  return mtuLen(info) > mtu ? XMIT_FRAGMENT : XMIT_OK;
 }

@@ -76,7 +76,7 @@ t.test('command line', async (t) => {
     [['--capacity', 'lots'], 'ulvs daemon: --capacity must be an integer from 1 to 134217727'],
     [['--capacity', '0'], 'ulvs daemon: --capacity must be an integer from 1 to 134217727'],
     [['--group', 'no-such-group-here'], "ulvs daemon: unknown group 'no-such-group-here'"],
-    [['--backend', 'dpdk'], 'ulvs daemon: --backend must be afpacket or pcap'],
+    [['--backend', 'dpdk'], 'ulvs daemon: --backend must be afpacket, afpacket-ring or pcap'],
     [['extra'], 'ulvs daemon: Unexpected argument'],
   ] as Array<[string[], string]>) {
     const r = await runDaemonToExit(where, args);

@@ -3,7 +3,10 @@ import { SYNC_STATE_MASTER, DEST_TRASH_PERIOD } from '../../src/svc/table.js';
 import {
   DEST_F_AVAILABLE, DEST_F_OVERLOAD, FWD_DROUTE, FWD_MASQ, FWD_TUNNEL, ST_CONNS, ST_INPKTS, TUN_GUE, TUN_IPIP,
 } from '../../src/svc/types.js';
-import { dst, destNames, errno, fwm, makeTable, recorder, svcCfg, tcp } from './helpers.js';
+import type { DestConfig } from '../../src/svc/table.js';
+import type { Dest, Service } from '../../src/svc/types.js';
+import { formatIp } from '../../src/util/ip.js';
+import { dst, destNames, errno, fwm, makeTable, proto, recorder, svcCfg, tcp } from './helpers.js';
 
 t.test('dests are listed newest first; the scheduler sees the dest already at index 0', async (t) => {
   const rec = recorder();
@@ -318,4 +321,83 @@ t.test('tunnel dests keep their tunnel settings', async (t) => {
   table.editDest(key, dst('10.1.0.1', 80, { fwdMethod: FWD_TUNNEL, tunType: TUN_IPIP }));
   t.equal(d.tunType, TUN_IPIP);
   t.equal(d.tunPort, 0);
+});
+
+t.test('trash lookups behave like the kernel list walk (random operations against a model)', async (t) => {
+  // The trash is indexed (a -C followed by -R re-adds every dest of the old table, each
+  // looked up in it); this replays the kernel's list semantics next to it: newest first,
+  // revival of the first match by dest address/port and service identity, sweeps oldest first.
+  const { table, clock } = makeTable();
+  const keys = [tcp('10.0.0.1', 80), tcp('10.0.0.1', 81), tcp('10.0.0.2', 80), proto(17, '10.0.0.1', 80),
+    fwm(1), fwm(2), fwm(1, 6), tcp('2001:db8::1', 80)];
+  const dests = [dst('10.1.0.1', 80), dst('10.1.0.1', 81), dst('10.1.0.2', 80), dst('2001:db8:1::1', 80, { fwdMethod: FWD_TUNNEL })];
+  interface Entry { dest: Dest; idleSince: number }
+  let model: Entry[] = []; // newest first
+  const matches = (d: Dest, svc: Service, dk: DestConfig): boolean => {
+    const old = d.svc;
+    if (d.port !== dk.port || formatIp(d.addr) !== formatIp(dk.addr) || d.addr.af !== dk.addr.af) return false;
+    if (old.fwmark !== svc.fwmark || old.protocol !== svc.protocol) return false;
+    return svc.fwmark !== 0 || (formatIp(old.addr) === formatIp(svc.addr) && old.addr.af === svc.addr.af && old.port === svc.port);
+  };
+  let x = 7;
+  const r = (n: number): number => { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; return x % n; };
+  let revived = 0;
+  let bad = 0;
+  for (let step = 0; step < 4000; step++) {
+    const key = keys[r(keys.length)]!;
+    const dk = dests[r(dests.length)]!;
+    const k = r(100);
+    const svc = table.getService(key);
+    if (k < 15) {
+      if (svc === null) table.addService(svcCfg(key));
+    } else if (k < 20) {
+      if (svc !== null) {
+        const gone = [...svc.dests];
+        table.delService(key);
+        for (const d of gone) model.unshift({ dest: d, idleSince: -1 });
+      }
+    } else if (k < 55) {
+      if (svc === null || svc.dests.some((d) => matches(d, svc, dk) || (d.port === dk.port && formatIp(d.addr) === formatIp(dk.addr)))) continue;
+      if (dk.af !== svc.af && dk.fwdMethod !== FWD_TUNNEL) continue;
+      const i = model.findIndex((e) => matches(e.dest, svc, dk));
+      const got = table.addDest(key, dk);
+      if (i >= 0) {
+        if (got !== model[i]!.dest) bad++;
+        model.splice(i, 1);
+        revived++;
+      } else if (model.some((e) => e.dest === got)) {
+        bad++;
+      }
+      got.refcnt = r(4) === 0 ? 1 : 0;
+    } else if (k < 85) {
+      if (svc === null || svc.dests.length === 0) continue;
+      const d = svc.dests[r(svc.dests.length)]!;
+      table.delDest(key, { af: d.addr.af, addr: d.addr, port: d.port });
+      model.unshift({ dest: d, idleSince: -1 });
+    } else if (k < 87) {
+      for (const s of table.services()) for (const d of s.dests) model.unshift({ dest: d, idleSince: -1 });
+      table.flush();
+    } else {
+      clock.t += r(3) === 0 ? DEST_TRASH_PERIOD : 7;
+      const now = clock.t;
+      const freed: Dest[] = [];
+      for (let i = model.length - 1; i >= 0; i--) {
+        const e = model[i]!;
+        if (e.dest.refcnt > 0) continue;
+        if (e.idleSince < 0) { e.idleSince = now; continue; }
+        if (now < e.idleSince + DEST_TRASH_PERIOD) continue;
+        freed.push(e.dest);
+        model.splice(i, 1);
+      }
+      table.tick(now);
+      if (freed.some((d) => table.destById(d.id) === d)) bad++;
+    }
+    const have = table.trashedDests();
+    if (have.length !== model.length || have.some((d, i) => d !== model[i]!.dest)) {
+      if (bad++ === 0) t.fail(`step ${step}: trash order differs from the model`);
+      model = have.map((d) => ({ dest: d, idleSince: model.find((e) => e.dest === d)?.idleSince ?? -1 }));
+    }
+  }
+  t.equal(bad, 0, `4000 random operations, ${revived} revivals, same dests revived and freed as the list walk`);
+  t.ok(revived > 100, 'revivals are exercised');
 });

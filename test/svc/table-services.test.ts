@@ -199,6 +199,38 @@ t.test('listing order: service hash buckets, newest first within a bucket, fwmar
   t.same(table.getServiceEntries().map((e) => e.port || e.fwmark), [81, 83, 80, 257, 1, 127]);
 });
 
+t.test('listing order after many adds and deletes equals the sort by (table, bucket, newest first)', async (t) => {
+  // services() reads per-bucket lists kept in order; this is the definition they must match.
+  const { table } = makeTable();
+  const bucket = (s: { fwmark: number; protocol: number; port: number; addr: { af: number; w0: number; w1: number; w2: number; w3: number } }) => {
+    if (s.fwmark !== 0) return s.fwmark & 0xff;
+    const fold = s.addr.af === 4 ? s.addr.w0 : (s.addr.w0 ^ s.addr.w1 ^ s.addr.w2 ^ s.addr.w3) >>> 0;
+    return (s.protocol ^ fold ^ (s.port >>> 8) ^ s.port) & 0xff;
+  };
+  const born = new Map<object, number>();
+  let seq = 0;
+  let x = 99;
+  const r = (n: number): number => { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; return x % n; };
+  const keys = [
+    ...Array.from({ length: 40 }, (_, i) => tcp(`10.0.${i % 3}.${1 + (i % 7)}`, 80 + i)),
+    ...Array.from({ length: 10 }, (_, i) => proto(PROTO_UDP, `2001:db8::${i + 1}`, 53)),
+    ...Array.from({ length: 12 }, (_, i) => fwm(1 + 256 * (i % 3) + (i % 4), i % 5 === 0 ? 6 : 4)),
+  ];
+  let bad = 0;
+  for (let step = 0; step < 3000; step++) {
+    const k = keys[r(keys.length)]!;
+    const s = table.getService(k);
+    if (s === null) born.set(table.addService(svcCfg(k)), seq++);
+    else if (r(12) === 0) table.flush();
+    else table.delService(k);
+    const want = [...born.keys()].filter((sv) => table.getService(sv as never) === sv) as ReturnType<typeof table.services>;
+    want.sort((a, b) => (a.fwmark !== 0 ? 1 : 0) - (b.fwmark !== 0 ? 1 : 0) || bucket(a) - bucket(b) || born.get(b)! - born.get(a)!);
+    const got = table.services();
+    if (got.length !== want.length || got.some((sv, i) => sv !== want[i])) bad++;
+  }
+  t.equal(bad, 0, '3,000 random adds, deletes and flushes: the order is always the sorted one');
+});
+
 t.test('timeouts: 0 keeps a value, out-of-range values reject the whole request', async (t) => {
   const { table } = makeTable();
   t.same(table.getTimeouts(), { tcp: 900, tcpFin: 120, udp: 300 });

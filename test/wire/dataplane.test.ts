@@ -48,7 +48,14 @@ t.test('worker data plane on a veth', WIRE_SKIP, async (t) => {
   const dp = await DataPlane.create({ netns: dirNs, interfaces: ['d0'], capacity: 4096, offloadCheck: false, log: (l) => t.comment(l) });
   t.teardown(() => dp.stop());
   t.match(dp.description, /^afpacket on d0, nft table ulvs_\d+$/);
+  // Before packet I/O nothing is forwarded: changes are staged, and startIo writes them in one nft run.
+  const nftList = async (): Promise<string> => (await lab.exec('dir', 'nft', ['list', 'table', 'inet', dp.nftTable!])).stdout;
+  await dp.api.addService(svc(8443));
+  t.notMatch(await nftList(), /dport 8443/, 'a change before packet I/O is staged');
   await dp.startIo();
+  t.match(await nftList(), /ip daddr 10\.0\.0\.100 tcp dport 8443 drop/, 'and written when packet I/O starts');
+  await dp.api.delService({ af: 4, protocol: 6, addr: VIP, port: 8443, fwmark: 0 });
+  t.notMatch(await nftList(), /dport 8443/, 'from then on each change is written before it returns');
   const io = AfPacketIo.open('p0', { netns: peerNs });
   t.teardown(() => io.close());
 

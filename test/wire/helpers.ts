@@ -250,8 +250,9 @@ export async function selftestCase(t: T, mode: Mode, tx: boolean): Promise<CaseR
 
   const fields = ['ip.src', 'ip.dst', 'tcp.srcport', 'tcp.flags.reset'];
   for (const [side, file] of [['client side', fileClient], ['server side', fileServer]] as const) {
-    // The payload is random bytes on port 8080, which tshark would dissect as HTTP and flag.
-    const frames = dissectFile(file, fields, ['--disable-protocol', 'http']);
+    // The payload is random bytes on port 8080, which tshark would dissect as HTTP and flag
+    // (and, now and then, its Thrift heuristic claims a segment and flags a "varint too large").
+    const frames = dissectFile(file, fields, ['--disable-protocol', 'http', '--disable-protocol', 'thrift']);
     const bad = frames.map((f) => ({ f, why: frameProblems(f) })).filter((x) => x.why.length > 0)
       .map(({ f, why }) => `#${f.n} ${f.protocols}: ${why.join(', ')}`);
     t.same(bad, [], `${side}: no bad checksum and no malformed frame among the ${frames.length} frames the director sent`);

@@ -93,7 +93,7 @@ t.test('resolve: ask, wait, learn, then answer from the cache', async (t) => {
   t.notOk(lonely.resolve(4, A('8.8.8.8'), out, 0), 'no route through a served interface');
   t.equal(lonely.stats.noRoute, 1);
   t.equal(n.stats.noRoute, before);
-  t.notOk(n.resolve(6, Uint32Array.of(0x20010db8, 0, 0, 1), out, 0), 'IPv6: no NDP yet');
+  t.notOk(n.resolve(6, Uint32Array.of(0x20010db8, 0, 0, 1), out, 0), 'IPv6: no IPv6 address on a served interface, so no IPv6 route (NDP: ndp.test.ts)');
 });
 
 t.test('learning from ARP the way the kernel does', async (t) => {

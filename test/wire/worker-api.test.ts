@@ -10,6 +10,7 @@ import { CtlError, type DestSpec, type ServiceKey, type ServiceSpec } from '../.
 import { Director } from '../../src/core/director.js';
 import { StaticNeighbours } from '../../src/neigh/static.js';
 import { DataPlane } from '../../src/io/dataplane.js';
+import { HideSet } from '../../src/io/hide-state.js';
 import { FWD_DROUTE, FWD_MASQ, FWD_TUNNEL, SVC_F_PERSISTENT } from '../../src/svc/types.js';
 
 const key = (addr: string, port: number, protocol = 6, af: 4 | 6 = 4): ServiceKey => ({ af, protocol, addr, port, fwmark: 0 });
@@ -118,4 +119,36 @@ t.test('a stopped data plane rejects calls instead of hanging', async (t) => {
   const dp = await DataPlane.create({ backend: 'none', capacity: 1024 });
   await dp.stop();
   await t.rejects(dp.api.getInfo());
+});
+
+t.test('the hide changes the worker reports add up to what its table hides', async (t) => {
+  const dp = await DataPlane.create({ backend: 'none', capacity: 4096 });
+  t.teardown(() => dp.stop());
+  const seen = new HideSet();
+  let changes = 0;
+  // Without packet I/O nothing consumes them (no nftables guard); a test may.
+  dp.api.onHide = async (c) => { seen.apply(c); changes++; };
+  const expected = async (): Promise<unknown> => {
+    const services = await dp.api.getServices();
+    const marks = new Set(services.filter((s) => s.fwmark !== 0).map((s) => s.fwmark));
+    const key = (e: { af: number; proto: number; addr: string; port: number }) => `${e.af} ${e.proto} ${e.addr} ${e.port}`;
+    return {
+      vips: services.filter((s) => s.fwmark === 0).map((s) => key({ af: s.af, proto: s.protocol, addr: s.addr, port: s.port })).sort(),
+      reals: [...new Set(services.flatMap((s) => s.dests.filter((d) => d.fwdMethod === FWD_MASQ)
+        .map((d) => key({ af: d.af, proto: s.protocol, addr: d.addr, port: d.port }))))].sort(),
+      marks: (await dp.api.getMarkRules()).filter((r) => marks.has(r.mark))
+        .map((r) => ({ af: r.af, proto: r.protocol, addr: r.addr, prefix: r.prefix, portLo: r.portLo, portHi: r.portHi })),
+    };
+  };
+  const got = (): unknown => {
+    const s = seen.spec();
+    const key = (e: { af: number; proto: number; addr: string; port: number }) => `${e.af} ${e.proto} ${e.addr} ${e.port}`;
+    return { vips: s.vips.map(key).sort(), reals: s.reals.map(key).sort(), marks: s.marks };
+  };
+  for (const [name, run] of steps) {
+    await outcome(run(dp.api));
+    t.same(got(), await expected(), `after ${name}`);
+  }
+  t.ok(changes >= 5 && changes < steps.length, `only changes are reported (${changes} of ${steps.length} steps)`);
+  t.same(seen.spec(), { vips: [], marks: [], reals: [] }, 'nothing hidden after flush');
 });

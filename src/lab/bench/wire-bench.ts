@@ -24,7 +24,11 @@ export interface WireBenchOptions {
   runs?: number;
   /** Seconds per run (default 4). */
   seconds?: number;
-  /** veth offloads (tx checksum, TSO, GSO) on every lab endpoint (default false). */
+  /**
+   * veth offloads (tx checksum, TSO, GSO) on every lab endpoint (default true: what
+   * a host runs with). With offloads on, the ulvs paths run the daemon with
+   * `--vnet-hdr`, without which it must drop TSO/GSO super-frames.
+   */
   offload?: boolean;
   /** Real servers' HTTP server: nginx if installed unless 'node' (default 'auto'). */
   server?: 'auto' | 'nginx' | 'node';
@@ -127,8 +131,9 @@ export async function runWireBench(o: WireBenchOptions = {}): Promise<WireReport
   const runs = o.runs ?? 3;
   const seconds = o.seconds ?? 4;
   const connections = o.connections ?? 32;
-  const offload = o.offload ?? false;
-  const daemonArgs = o.daemonArgs ?? [];
+  const offload = o.offload ?? true;
+  const daemonArgs = [...(o.daemonArgs ?? [])];
+  if (offload && !daemonArgs.includes('--vnet-hdr') && !daemonArgs.includes('--backend')) daemonArgs.unshift('--vnet-hdr');
   const budgetMs = (o.budgetSeconds ?? 570) * 1000;
   const server = o.server === 'node' ? 'node' : o.server === 'nginx' || nginxAvailable() ? 'nginx' : 'node';
   const loadavgStart = loadavg().map((x) => Math.round(x * 100) / 100);
