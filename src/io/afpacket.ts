@@ -124,6 +124,13 @@ interface SockState {
   iovCount: number;
   /** rx: entries the kernel filled on the last call; only those need their in/out lengths reset. */
   dirty: number;
+  /**
+   * rx, while watched: the socket may hold frames (its poll fired, and no read since
+   * came back short). A short read means the queue was empty at that moment, and
+   * epoll is level-triggered, so until the next poll event another recvmmsg would
+   * only return EAGAIN — a syscall (1.1–1.7 µs here) per socket per drain saved.
+   */
+  armed: boolean;
 }
 
 const DEFAULT_BATCH = 64;
@@ -161,7 +168,7 @@ function newSockState(fd: number, ifindex: number, batchSize: number, rx: boolea
   const u8 = new Uint8Array(ab);
   const s: SockState = {
     fd, ifindex, u8, u16: new Uint16Array(ab), u32: new Uint32Array(ab), addr: addrOf(u8), iovOff, nameOff, ctlOff, scratchOff,
-    iovBuf: null, iovStart: 0, iovCount: 0, dirty: 0,
+    iovBuf: null, iovStart: 0, iovCount: 0, dirty: 0, armed: true,
   };
   // Constant fields: every mmsghdr j points at iovec j, sockaddr_ll j and control block j.
   for (let j = 0; j < batchSize; j++) {
@@ -295,15 +302,19 @@ export class AfPacketIo implements PacketIo {
     const bufAddr = addrOf(batch.buf);
     const first = this.next;
     this.next = first + 1 === nrx ? 0 : first + 1;
+    const watched = this.watchers.length > 0;
     for (let k = 0; k < nrx && batch.count < batch.capacity; k++) {
       let si = first + k;
       if (si >= nrx) si -= nrx;
-      this.recvFrom(this.rx[si]!, batch, bufAddr);
+      const s = this.rx[si]!;
+      if (watched && !s.armed) continue;
+      if (this.recvFrom(s, batch, bufAddr)) s.armed = false;
     }
     return batch.count;
   }
 
-  private recvFrom(s: SockState, batch: FrameBatch, bufAddr: number): void {
+  /** Reads what fits into the batch from one socket; true when the read came back short (queue drained). */
+  private recvFrom(s: SockState, batch: FrameBatch, bufAddr: number): boolean {
     const start = batch.count;
     let max = batch.capacity - start;
     if (max > this.batchSize) max = this.batchSize;
@@ -340,7 +351,7 @@ export class AfPacketIo implements PacketIo {
         const e = errno();
         if (e !== EAGAIN && e !== EINTR) this.stats.lastRxErrno = e;
       }
-      return;
+      return true;
     }
     this.stats.rxCalls++;
     this.stats.rxFrames += n;
@@ -424,6 +435,7 @@ export class AfPacketIo implements PacketIo {
       i++;
     }
     batch.count = i;
+    return n < max;
   }
 
   /**
@@ -615,7 +627,10 @@ export class AfPacketIo implements PacketIo {
    * (libuv poll on the socket fds, via koffi). Returns a function that stops it.
    */
   watch(onReadable: () => void): () => void {
-    const handles = this.rx.map((s) => koffi.node.poll(s.fd, { readable: true }, () => onReadable()));
+    const handles = this.rx.map((s) => koffi.node.poll(s.fd, { readable: true }, () => {
+      s.armed = true;
+      onReadable();
+    }));
     this.watchers.push(...handles);
     return () => {
       for (const h of handles) {
