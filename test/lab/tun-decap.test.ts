@@ -33,8 +33,11 @@ function addrText(c: Captured, which: 'saddr' | 'daddr'): string {
 t.test('userspace tunnel decapsulation into the real server\'s stack', LAB_SKIP, async (t) => {
   const lab = Lab.create('tun-decap');
   t.teardown(() => lab.teardown());
-  const d = await lab.addNs('d');
-  await lab.addNs('rs', { 'net.ipv4.conf.all.arp_ignore': 1, 'net.ipv4.conf.all.arp_announce': 2 });
+  // No duplicate address detection: a tentative fd09::1/fd09::2 (up to ~2 s after the veth comes
+  // up) cannot answer or send neighbour solicitations, so the first IPv6 SYN-ACK could miss its window.
+  const noDad = { 'net.ipv6.conf.all.accept_dad': 0, 'net.ipv6.conf.default.accept_dad': 0 };
+  const d = await lab.addNs('d', noDad);
+  await lab.addNs('rs', { ...noDad, 'net.ipv4.conf.all.arp_ignore': 1, 'net.ipv4.conf.all.arp_announce': 2 });
   await lab.veth({ ns: 'd', ifname: 'd0', addrs: ['10.9.0.1/24', 'fd09::1/64'] }, { ns: 'rs', ifname: 'eth0', addrs: ['10.9.0.2/24', 'fd09::2/64'] });
   await lab.addr('rs', 'lo', `${VIP4}/32`);
   await lab.addr('rs', 'lo', `${VIP6}/128`);
