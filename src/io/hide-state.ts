@@ -18,7 +18,7 @@ import { svcKeyFromCtl } from '../svc/convert.js';
 import type { FwmarkClassifier } from '../svc/fwmark.js';
 import type { IpvsTable } from '../svc/table.js';
 import { FWD_MASQ, type Service } from '../svc/types.js';
-import { formatIp4, formatIp6, type IpAddr } from '../util/ip.js';
+import { formatIp4, formatIp6, parseIp6, type IpAddr } from '../util/ip.js';
 import type { HideChange, HideMark, HideReal, HideSpec, HideVip } from './worker-protocol.js';
 
 function fmt(a: IpAddr): string {
@@ -46,6 +46,8 @@ interface Share {
   fwmark: number;
   /** IPv4 VIP address (gratuitous ARP), or -1. */
   vip4: number;
+  /** IPv6 VIP address as text (unsolicited Neighbor Advertisement), or null. */
+  vip6: string | null;
 }
 
 function shareOf(s: Service): Share {
@@ -60,7 +62,31 @@ function shareOf(s: Service): Share {
     reals,
     fwmark: s.fwmark,
     vip4: plain && s.af === 4 ? s.addr.w0 >>> 0 : -1,
+    vip6: plain && s.af === 6 ? fmt(s.addr) : null,
   };
+}
+
+/** How many owners hold each key; says when a key comes into use. */
+class RefCounts<K> {
+  private readonly n = new Map<K, number>();
+
+  has(k: K): boolean {
+    return this.n.has(k);
+  }
+
+  /** Moves one reference from `from` to `to` (either may be `none`); true when `to` was not held before. */
+  move(from: K, to: K, none: K): boolean {
+    if (from === to) return false;
+    if (from !== none) {
+      const n = this.n.get(from)! - 1;
+      if (n === 0) this.n.delete(from);
+      else this.n.set(from, n);
+    }
+    if (to === none) return false;
+    const n = this.n.get(to) ?? 0;
+    this.n.set(to, n + 1);
+    return n === 0;
+  }
 }
 
 /** Which services an operation may change the share of, found before it runs. */
@@ -85,10 +111,12 @@ const MARK_OPS = new Set(['addMarkRule', 'delMarkRule']);
 export class HideTracker {
   private readonly shares = new Map<Service, Share>();
   /** Live fwmark services per mark (their classifier rules are hidden). */
-  private readonly liveMarks = new Map<number, number>();
-  /** Live IPv4 VIP addresses and how many services use each. */
-  private readonly vip4 = new Map<number, number>();
+  private readonly liveMarks = new RefCounts<number>();
+  /** Services per VIP address, IPv4 and IPv6: an address is announced when it comes into use. */
+  private readonly vip4 = new RefCounts<number>();
+  private readonly vip6 = new RefCounts<string | null>();
   private newVip4: number[] = [];
+  private newVip6: string[] = [];
   private marksKey = '[]';
 
   constructor(private readonly table: IpvsTable, private readonly classifier: FwmarkClassifier) {}
@@ -137,6 +165,13 @@ export class HideTracker {
     return v;
   }
 
+  /** IPv6 VIP addresses (words) that appeared since the last call, in order (unsolicited NA). */
+  takeNewVip6(): number[][] {
+    const v = this.newVip6.map((a) => parseIp6(a)!);
+    this.newVip6 = [];
+    return v;
+  }
+
   /** The whole spec as the tracker has reported it (tests compare it with a fresh derivation). */
   spec(): HideSpec {
     const set = new HideSet();
@@ -174,31 +209,15 @@ export class HideTracker {
     }
     diffReals(old?.reals ?? [], now?.reals ?? [], c);
 
-    const oldV4 = old?.vip4 ?? -1;
     const newV4 = now?.vip4 ?? -1;
-    if (oldV4 !== newV4) {
-      if (oldV4 >= 0) {
-        const n = this.vip4.get(oldV4)! - 1;
-        if (n === 0) this.vip4.delete(oldV4);
-        else this.vip4.set(oldV4, n);
-      }
-      if (newV4 >= 0) {
-        const n = this.vip4.get(newV4) ?? 0;
-        this.vip4.set(newV4, n + 1);
-        if (n === 0) this.newVip4.push(newV4);
-      }
-    }
+    if (this.vip4.move(old?.vip4 ?? -1, newV4, -1)) this.newVip4.push(newV4);
+    const newV6 = now?.vip6 ?? null;
+    if (this.vip6.move(old?.vip6 ?? null, newV6, null)) this.newVip6.push(newV6!);
 
     const oldMark = old?.fwmark ?? 0;
     const newMark = now?.fwmark ?? 0;
-    if (oldMark === newMark) return false;
-    if (oldMark !== 0) {
-      const n = this.liveMarks.get(oldMark)! - 1;
-      if (n === 0) this.liveMarks.delete(oldMark);
-      else this.liveMarks.set(oldMark, n);
-    }
-    if (newMark !== 0) this.liveMarks.set(newMark, (this.liveMarks.get(newMark) ?? 0) + 1);
-    return true;
+    this.liveMarks.move(oldMark, newMark, 0);
+    return oldMark !== newMark;
   }
 }
 

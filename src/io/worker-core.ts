@@ -94,8 +94,6 @@ export class DataPlaneWorker {
   private readonly ip4ByIfx: number[] = [];
   private readonly multi: boolean;
   private readonly nd = new NdView();
-  /** IPv6 VIP addresses in use, to announce the new ones (unsolicited NA). */
-  private readonly vip6 = new Vip6Announcer();
   /** What the kernel must not handle, kept per operation (see op()). */
   private readonly hide: HideTracker;
   private ticks = 0;
@@ -171,6 +169,7 @@ export class DataPlaneWorker {
     if (this.io instanceof AfPacketRingIo) this.batch = this.io.createBatch(this.init.batchSize);
     this.stopWatch = this.io.watch(this.onReadable);
     this.hide.takeNewVip4();
+    this.hide.takeNewVip6();
     this.announceVips(this.currentVips());
     this.announceVips6(this.currentVips6());
     this.publish();
@@ -505,7 +504,7 @@ export class DataPlaneWorker {
     if (scope !== null) {
       hide = this.hide.change(scope);
       this.announceVips(this.hide.takeNewVip4());
-      this.announceVips6(this.vip6.noteChange(hide));
+      this.announceVips6(this.hide.takeNewVip6());
     }
     if (error === null) {
       this.post(hide === undefined ? { t: 'result', id, ok: true, value } : { t: 'result', id, ok: true, value, hide });

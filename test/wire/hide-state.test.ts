@@ -56,6 +56,12 @@ function vip4Set(d: Director): Set<number> {
   return v;
 }
 
+function vip6Set(d: Director): Set<string> {
+  const v = new Set<string>();
+  for (const s of d.table.services()) if (s.af === 6 && s.fwmark === 0) v.add(formatIp6(s.addr.w0, s.addr.w1, s.addr.w2, s.addr.w3));
+  return v;
+}
+
 function rng(seed: number): (n: number) => number {
   let x = seed >>> 0 || 1;
   return (n) => {
@@ -119,6 +125,7 @@ t.test('per-operation hide changes add up to the spec computed from scratch', as
     let fails = 0;
     let changes = 0;
     let vip4Before = vip4Set(d);
+    let vip6Before = vip6Set(d);
     for (let step = 0; step < 1500; step++) {
       const [op, args] = randomOp(r);
       const scope = tracker.scope(op, args);
@@ -150,6 +157,13 @@ t.test('per-operation hide changes add up to the spec computed from scratch', as
         if (mismatches++ === 0) t.same(got, added, `new VIPs, seed ${seed} step ${step}`);
       }
       vip4Before = vip4Now;
+      const vip6Now = vip6Set(d);
+      const added6 = [...vip6Now].filter((v) => !vip6Before.has(v));
+      const got6 = tracker.takeNewVip6().map((w) => formatIp6(w[0]!, w[1]!, w[2]!, w[3]!));
+      if (JSON.stringify(got6) !== JSON.stringify(added6)) {
+        if (mismatches++ === 0) t.same(got6, added6, `new IPv6 VIPs, seed ${seed} step ${step}`);
+      }
+      vip6Before = vip6Now;
     }
     t.equal(mismatches, 0, `seed ${seed}: 1500 operations (${fails} failed, ${changes} changes), state always equal`);
     t.ok(fails > 200 && changes > 200, 'the script exercises both failures and changes');

@@ -13,6 +13,9 @@ import {
   NdView, ND_NA, ND_NS, NA_F_OVERRIDE, NA_F_SOLICITED, answerNs, readNd, setNaSourceMac, writeNa, writeNs, writeUnsolicitedNa,
 } from '../../src/neigh/ndp.js';
 import { Vip6Announcer } from '../../src/neigh/announce6.js';
+import { HideTracker } from '../../src/io/hide-state.js';
+import { Director } from '../../src/core/director.js';
+import { StaticNeighbours } from '../../src/neigh/static.js';
 import { TxQueue } from '../../src/io/batch.js';
 import { buildIcmp } from '../../src/packet/build.js';
 import { rd32 } from '../../src/packet/bytes.js';
@@ -346,17 +349,29 @@ t.test('resolve does not allocate once cached (IPv4 and IPv6)', async (t) => {
 });
 
 t.test('announcing IPv6 VIPs: once per address, on the interface of its prefix', async (t) => {
-  const an = new Vip6Announcer();
-  const vip = (addr: string, port: number) => ({ af: 6 as const, proto: 6, addr, port });
-  const change = (add: ReturnType<typeof vip>[], del: ReturnType<typeof vip>[] = []) => ({ add: { vips: add, reals: [] }, del: { vips: del, reals: [] } });
+  // Which VIPs are new is counted per address by the data plane's HideTracker, per operation.
+  const d = new Director({ mac: new Uint8Array(6), ip4: 0, neigh: new StaticNeighbours(), capacity: 1024 });
+  const tracker = new HideTracker(d.table, d.marks);
+  const api = d.api as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
   const txt = (l: number[][]) => l.map((w) => formatIp6(w[0]!, w[1]!, w[2]!, w[3]!));
-  t.same(txt(an.noteChange(change([vip('2001:db8:1::100', 80)]))), ['2001:db8:1::100'], 'a new VIP');
-  t.same(txt(an.noteChange(change([vip('2001:db8:1::100', 443)]))), [], 'a second port on it: already announced');
-  t.same(txt(an.noteChange(change([vip('2001:db8:1::100', 80)], [vip('2001:db8:1::100', 80)]))), [], 'an edit re-adding the same share');
-  t.same(txt(an.noteChange(change([], [vip('2001:db8:1::100', 80), vip('2001:db8:1::100', 443)]))), [], 'deleted');
-  t.same(txt(an.noteChange(change([vip('2001:db8:1::100', 80), { af: 4, proto: 6, addr: '10.0.0.1', port: 80 } as never]))), ['2001:db8:1::100'],
+  const run = async (op: string, ...args: unknown[]): Promise<string[]> => {
+    const scope = tracker.scope(op, args);
+    await api[op]!(...args);
+    tracker.change(scope);
+    return txt(tracker.takeNewVip6());
+  };
+  const key = (addr: string, port: number, af: 4 | 6 = 6) => ({ af, protocol: 6, addr, port, fwmark: 0 });
+  const spec = (k: ReturnType<typeof key>, sched = 'rr') =>
+    ({ ...k, schedName: sched, flags: 0, timeout: 0, netmask: k.af === 6 ? '128' : '255.255.255.255', pe: '' });
+  t.same(await run('addService', spec(key('2001:db8:1::100', 80))), ['2001:db8:1::100'], 'a new VIP');
+  t.same(await run('addService', spec(key('2001:db8:1::100', 443))), [], 'a second port on it: already announced');
+  t.same(await run('editService', spec(key('2001:db8:1::100', 80), 'wlc')), [], 'an edit re-adding the same share');
+  t.same(await run('delService', key('2001:db8:1::100', 80)), [], 'deleted');
+  t.same(await run('delService', key('2001:db8:1::100', 443)), [], 'deleted');
+  await run('addService', spec(key('10.0.0.1', 80, 4)));
+  t.same(await run('addService', spec(key('2001:db8:1::100', 80))), ['2001:db8:1::100'],
     'used again after it was released; IPv4 VIPs are not its business');
-  t.same(an.noteChange(undefined), []);
+  t.same(tracker.takeNewVip6(), []);
   const tx = new TxQueue(8);
   t.equal(Vip6Announcer.write(tx, [ETH0, ETH1], [W('2001:db8:2::100'), W('2001:db8:7::1')]), 3, 'eth1 for its prefix, both for an unknown one');
   t.same(Array.from(tx.ifindex.subarray(0, tx.count)), [3, 2, 3]);
