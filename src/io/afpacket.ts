@@ -447,8 +447,6 @@ export class AfPacketIo implements PacketIo {
     if (this.vnetHdr) return this.sendVnet(batch);
     const bufAddr = addrOf(batch.buf);
     const verdict = batch.verdict;
-    const t = this.tx;
-    const u32 = t.u32;
     const buf = batch.buf;
     let sent = 0;
     let j = 0;
@@ -456,19 +454,7 @@ export class AfPacketIo implements PacketIo {
       const v = verdict[i];
       if (v !== V_FORWARD && v !== V_REPLY) continue;
       const off = batch.off[i]!;
-      const iov = t.iovOff + j * IOVEC_SIZE;
-      put64(u32, iov, bufAddr + off);
-      u32[(iov + 8) >>> 2] = batch.len[i]!;
-      u32[((iov + 8) >>> 2) + 1] = 0;
-      // sockaddr_ll: AF_PACKET, the frame's own EtherType as sll_protocol (both network order), egress ifindex.
-      const name = t.nameOff + j * 24;
-      u32[name >>> 2] = AF_PACKET | (buf[off + 12]! << 16) | (buf[off + 13]! << 24);
-      const ifx = batch.ifindex[i]!;
-      u32[(name + 4) >>> 2] = ifx === 0 ? this.defaultIfindex : ifx;
-      u32[(name + 8) >>> 2] = 0; // hatype, pkttype, halen: unused for SOCK_RAW sends
-      const m = (j * MMSGHDR_SIZE) >>> 2;
-      u32[m + (MSG_NAMELEN >>> 2)] = SOCKADDR_LL_SIZE;
-      u32[m + (MSG_FLAGS >>> 2)] = 0;
+      this.stageMessage(j, bufAddr + off, batch.len[i]!, buf, off, batch.ifindex[i]!);
       if (++j === this.batchSize) {
         sent += this.flush(j);
         j = 0;
@@ -487,8 +473,6 @@ export class AfPacketIo implements PacketIo {
   private sendVnet(batch: FrameBatch): number {
     const bufAddr = addrOf(batch.buf);
     const verdict = batch.verdict;
-    const t = this.tx;
-    const u32 = t.u32;
     const buf = batch.buf;
     let sent = 0;
     let j = 0;
@@ -515,17 +499,7 @@ export class AfPacketIo implements PacketIo {
         } else {
           this.vnetHeader(h, batch, i, fl, o);
         }
-        const iov = t.iovOff + j * IOVEC_SIZE;
-        put64(u32, iov, bufAddr + h);
-        u32[(iov + 8) >>> 2] = VNET_HDR_LEN + (k + 1 < nseg ? stride - SEG_GAP : len - k * stride);
-        u32[((iov + 8) >>> 2) + 1] = 0;
-        const name = t.nameOff + j * 24;
-        u32[name >>> 2] = AF_PACKET | (buf[o + 12]! << 16) | (buf[o + 13]! << 24);
-        u32[(name + 4) >>> 2] = ifx === 0 ? this.defaultIfindex : ifx;
-        u32[(name + 8) >>> 2] = 0;
-        const m = (j * MMSGHDR_SIZE) >>> 2;
-        u32[m + (MSG_NAMELEN >>> 2)] = SOCKADDR_LL_SIZE;
-        u32[m + (MSG_FLAGS >>> 2)] = 0;
+        this.stageMessage(j, bufAddr + h, VNET_HDR_LEN + (k + 1 < nseg ? stride - SEG_GAP : len - k * stride), buf, o, ifx);
         if (++j === this.batchSize) {
           sent += this.flush(j);
           j = 0;
@@ -534,6 +508,27 @@ export class AfPacketIo implements PacketIo {
     }
     if (j > 0) sent += this.flush(j);
     return sent;
+  }
+
+  /**
+   * Message j of the next sendmmsg: one iovec of `len` bytes at native address `addr`, sent out
+   * of `ifx` (0 = the first interface) with the EtherType of the frame at buf[frameOff].
+   */
+  private stageMessage(j: number, addr: number, len: number, buf: Uint8Array, frameOff: number, ifx: number): void {
+    const t = this.tx;
+    const u32 = t.u32;
+    const iov = t.iovOff + j * IOVEC_SIZE;
+    put64(u32, iov, addr);
+    u32[(iov + 8) >>> 2] = len;
+    u32[((iov + 8) >>> 2) + 1] = 0;
+    // sockaddr_ll: AF_PACKET, the frame's own EtherType as sll_protocol (both network order), egress ifindex.
+    const name = t.nameOff + j * 24;
+    u32[name >>> 2] = AF_PACKET | (buf[frameOff + 12]! << 16) | (buf[frameOff + 13]! << 24);
+    u32[(name + 4) >>> 2] = ifx === 0 ? this.defaultIfindex : ifx;
+    u32[(name + 8) >>> 2] = 0; // hatype, pkttype, halen: unused for SOCK_RAW sends
+    const m = (j * MMSGHDR_SIZE) >>> 2;
+    u32[m + (MSG_NAMELEN >>> 2)] = SOCKADDR_LL_SIZE;
+    u32[m + (MSG_FLAGS >>> 2)] = 0;
   }
 
   /**
