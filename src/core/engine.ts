@@ -34,6 +34,7 @@ import { FragCache } from './frag-cache.js';
 import * as R from './reasons.js';
 import { Xmit } from './xmit-glue.js';
 import { FastPath } from './fastpath.js';
+import { Ip4Set } from '../util/ip4-set.js';
 import { Ip6Set } from '../util/ip6-set.js';
 import { NdView, ND_NA, ND_NS, answerNs, readNd } from '../neigh/ndp.js';
 
@@ -96,7 +97,8 @@ export class Engine {
   private readonly tmpAddr = new Uint32Array(4);
   private readonly tmpAddr2 = new Uint32Array(4);
   private readonly arpOwn: boolean;
-  private vip4 = new Set<number>();
+  /** IPv4 VIP addresses of non-fwmark services (ARP answers; the fast path's direction guess). */
+  vip4 = new Ip4Set();
   /** IPv6 VIP addresses: Neighbor Solicitations for them are answered like ARP for IPv4 ones. */
   private vip6 = new Ip6Set();
   private readonly nd = new NdView();
@@ -125,16 +127,16 @@ export class Engine {
   refresh(): void {
     if (this.table.version !== this.tableVersion) {
       this.tableVersion = this.table.version;
-      const v = new Set<number>();
+      const v: number[] = [];
       const v6: number[][] = [];
       let maxDest = 0;
       for (const s of this.table.services()) {
-        if (s.af === 4 && s.fwmark === 0) v.add(s.addr.w0);
+        if (s.af === 4 && s.fwmark === 0) v.push(s.addr.w0 >>> 0);
         if (s.af === 6 && s.fwmark === 0) v6.push([s.addr.w0, s.addr.w1, s.addr.w2, s.addr.w3]);
         for (const d of s.dests) if (d.id > maxDest) maxDest = d.id;
       }
       for (const d of this.table.trashedDests()) if (d.id > maxDest) maxDest = d.id;
-      this.vip4 = v;
+      this.vip4 = new Ip4Set(v);
       this.vip6 = new Ip6Set(v6);
       this.maxDestId = maxDest;
     }

@@ -38,12 +38,6 @@ export class FastPath {
 
   // Per-frame scratch of prepare(): the home slot of the key the frame most likely has.
   private homes = new Int32Array(0);
-  /**
-   * IPv4 VIPs of non-fwmark services, to guess a frame's direction: an open-addressing
-   * set (0 = empty; 0.0.0.0 is never a VIP) of a power-of-two size, rebuilt when the table changes.
-   */
-  private vips = new Uint32Array(1);
-  private vipsVersion = -1;
   /** Folds the prefetch loads so the compiler keeps them. */
   private sink = 0;
   private readonly addr = new Uint32Array(4);
@@ -81,13 +75,13 @@ export class FastPath {
     const n = batch.count;
     if (this.homes.length < n) this.homes = new Int32Array(batch.capacity);
     const e = this.e;
-    if (e.table.version !== this.vipsVersion) this.loadVips();
     const conns = e.conns;
+    // Built by Engine.refresh, which runs right before this.
+    const vips = e.vip4;
     const buf = batch.buf;
     const dv = this.viewFor(buf);
     const end = buf.length;
     const homes = this.homes;
-    const vips = this.vips;
     for (let i = 0; i < n; i++) {
       homes[i] = -1;
       const o = batch.off[i]!;
@@ -99,12 +93,8 @@ export class FastPath {
       if (proto !== TCP && proto !== UDP) continue;
       const ports = dv.getUint32(l3 + 20);
       const daddr = dv.getUint32(l3 + 16);
-      const vmask = vips.length - 1;
-      let k = (Math.imul(daddr, 0x9e3779b1) >>> 16) & vmask;
-      while (vips[k] !== 0 && vips[k] !== daddr) k = (k + 1) & vmask;
-      const vip = vips[k] === daddr;
       // Client packets are hashed by their source, replies by their destination (the client).
-      homes[i] = vip ? conns.homeRecord4(proto, dv.getUint32(l3 + 12), ports >>> 16)
+      homes[i] = vips.has(daddr) ? conns.homeRecord4(proto, dv.getUint32(l3 + 12), ports >>> 16)
         : conns.homeRecord4(proto, daddr, ports & 0xffff);
     }
     // Tight loops with nothing but the loads, so many misses are in flight at once:
@@ -120,24 +110,6 @@ export class FastPath {
       if (a >= 0) sink ^= conns.touchHotAt(a);
     }
     this.sink ^= sink;
-  }
-
-  /** Control plane (once per table change): the VIP list prepare() guesses directions with. */
-  private loadVips(): void {
-    const t = this.e.table;
-    const list = t.services();
-    let size = 4;
-    while (size < list.length * 4) size *= 2;
-    const set = new Uint32Array(size);
-    for (const s of list) {
-      const a = s.addr.w0 >>> 0;
-      if (s.af !== 4 || s.fwmark !== 0 || a === 0) continue;
-      let k = (Math.imul(a, 0x9e3779b1) >>> 16) & (size - 1);
-      while (set[k] !== 0 && set[k] !== a) k = (k + 1) & (size - 1);
-      set[k] = a;
-    }
-    this.vips = set;
-    this.vipsVersion = t.version;
   }
 
   /** Forwards frame i if it is an eligible established packet; returns its reason, or -1. */
