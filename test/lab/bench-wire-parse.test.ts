@@ -93,7 +93,8 @@ t.test('what the paths install', async (t) => {
   const rs = ['10.0.1.1', '10.0.1.2'];
   const nft = benchDnatRuleset(rs, 80);
   t.match(nft, /tcp dport 80 dnat to numgen inc mod 2 map \{ 0 : 10\.0\.1\.1, 1 : 10\.0\.1\.2 \}/);
-  t.match(nft, /udp dport 5201 dnat to jhash ip saddr mod 2/, 'iperf3 control and data reach one server');
+  t.match(nft, /meta l4proto \{ tcp, udp \} th dport 5201 dnat to jhash ip saddr mod 2 seed 0x1 map/,
+    'iperf3 control and data reach one server: one hash for TCP and UDP');
   const hap = haproxyConfig(rs, 80);
   t.match(hap, /bind 10\.0\.0\.100:80\n  default_backend web\nbackend web\n  balance roundrobin\n  server rs1 10\.0\.1\.1:80\n  server rs2 10\.0\.1\.2:80/);
   t.match(hap, /backend iperf\n  balance source/);

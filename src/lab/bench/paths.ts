@@ -60,7 +60,12 @@ async function delLocalVip(topo: LabTopology): Promise<void> {
   await topo.exec('director', 'ip', ['addr', 'del', `${VIP}/32`, 'dev', 'd0'], { allowFail: true });
 }
 
-/** nftables DNAT: numgen round robin for HTTP, jhash of the client address for iperf3 (TCP and UDP). */
+/**
+ * nftables DNAT: numgen round robin for HTTP, jhash of the client address for iperf3. One
+ * rule with a fixed seed for iperf3's TCP and UDP: two jhash expressions would each draw their
+ * own random seed, and the UDP data would then reach the other server half the time (its port
+ * unreachable ends the test).
+ */
 export function benchDnatRuleset(rsAddrs: readonly string[], httpPort: number): string {
   const map = rsAddrs.map((a, i) => `${i} : ${a}`).join(', ');
   const n = rsAddrs.length;
@@ -68,8 +73,7 @@ export function benchDnatRuleset(rsAddrs: readonly string[], httpPort: number): 
   chain prerouting {
     type nat hook prerouting priority dstnat; policy accept;
     ip daddr ${VIP} tcp dport ${httpPort} dnat to numgen inc mod ${n} map { ${map} }
-    ip daddr ${VIP} tcp dport ${IPERF_PORT} dnat to jhash ip saddr mod ${n} map { ${map} }
-    ip daddr ${VIP} udp dport ${IPERF_PORT} dnat to jhash ip saddr mod ${n} map { ${map} }
+    ip daddr ${VIP} meta l4proto { tcp, udp } th dport ${IPERF_PORT} dnat to jhash ip saddr mod ${n} seed 0x1 map { ${map} }
   }
 }
 `;

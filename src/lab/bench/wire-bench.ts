@@ -194,14 +194,7 @@ export async function runWireBench(o: WireBenchOptions = {}): Promise<WireReport
               outOfTime = true;
               break;
             }
-            let r = await runWorkload(topo, path, w, seconds, connections);
-            if (r.value === null) {
-              // One retry: iperf3's UDP start can race its own server (the first datagram meets
-              // no socket yet and the ICMP error ends the test). The note keeps the first failure.
-              note(name, w, `retried once after: ${r.note ?? 'no value'}`);
-              await sleep(1000);
-              r = await runWorkload(topo, path, w, seconds, connections);
-            }
+            const r = await runWorkload(topo, path, w, seconds, connections);
             const row = results.get(`${name} ${w}`)!;
             row.runs.push(r.value);
             if (r.note) note(name, w, r.note);
