@@ -2,7 +2,7 @@
  * Native-free hot-path benchmarks: the real engine (parse, connection lookup,
  * scheduling, rewrite, checksums) over frames in memory. No root, no addon.
  *
- *   npm run bench -- [--json] [--quick] [--smoke] [--conns N] [--c-ref] [--scaling] [--case TEXT]
+ *   npm run bench -- [--json] [--quick] [--smoke] [--conns N] [--packets N] [--c-ref] [--scaling] [--case TEXT]
  *
  * Established cases: N live connections (default 100,000) opened and established
  * through the engine, then frames in random flow order in batches of 64, like the
@@ -23,6 +23,7 @@
  *              scheduler at 16, 256 and 4096 destinations
  *   --smoke    every case (optional ones included) for a fraction of a second: CI
  *   --case T   only the cases whose name contains T
+ *   --packets N  frames per timed run of the established cases (default 2,000,000)
  * Every number is the median of several runs; CPU time, not wall time, because
  * these machines are shared and noisy. Set GLIBC_TUNABLES=glibc.malloc.hugetlb=1
  * to put the big tables on transparent huge pages (fewer TLB misses).
@@ -52,7 +53,7 @@ const flagValue = (f: string): string | undefined => { const i = args.indexOf(f)
 const CASE_FILTER = flagValue('--case') ?? '';
 const N_CONNS = Number(flagValue('--conns') ?? (SMOKE ? 1000 : QUICK ? 10_000 : 100_000));
 const RUNS = SMOKE ? 1 : QUICK ? 3 : 5;
-const PKTS_PER_RUN = SMOKE ? 20_000 : QUICK ? 200_000 : 2_000_000;
+const PKTS_PER_RUN = Number(flagValue('--packets') ?? (SMOKE ? 20_000 : QUICK ? 200_000 : 2_000_000));
 const NEW_CONNS_PER_RUN = SMOKE ? 4096 : QUICK ? 20_000 : 200_000;
 const N_DESTS = 16;
 

@@ -440,39 +440,53 @@ export class ConnTable {
    * or removal.
    */
   findIn4(proto: number, caddr: number, cport: number, vaddr: number, vport: number): number {
-    const r = this.probeIn4(proto, caddr, cport, vaddr, vport);
-    if (r >= 0 || this.noCport === 0 || cport === 0) return r;
-    return this.probeIn4(proto, caddr, 0, vaddr, vport);
+    return this.findIn4At(this.home(4, proto, caddr, cport) * REC, proto, caddr, cport, vaddr, vport);
   }
 
-  /** probeIn for IPv4: the words are the keys, nothing to confirm. Kept small so it inlines. */
-  private probeIn4(proto: number, caddr: number, cport: number, vaddr: number, vport: number): number {
+  /**
+   * findIn4 for a caller that already has the key's home record position
+   * (homeRecord4(proto, caddr, cport)): FastPath.prepare computed it to load the
+   * line early, so the hash is not mixed twice per frame.
+   */
+  findIn4At(home: number, proto: number, caddr: number, cport: number, vaddr: number, vport: number): number {
+    const r = this.probeIn4(home, proto, caddr, cport, vaddr, vport);
+    if (r >= 0 || this.noCport === 0 || cport === 0) return r;
+    return this.probeIn4(this.home(4, proto, caddr, 0) * REC, proto, caddr, 0, vaddr, vport);
+  }
+
+  /** probeIn for IPv4 from record position b: the words are the keys, nothing to confirm. Kept small so it inlines. */
+  private probeIn4(b: number, proto: number, caddr: number, cport: number, vaddr: number, vport: number): number {
     const s = this.slots;
     const ports = ((cport << 16) | vport) >>> 0;
     const meta = (proto << 8) | M_USED | (cport === 0 ? M_NOCPORT : 0);
-    let i = this.home(4, proto, caddr, cport);
+    const wrap = s.length;
     for (;;) {
-      const b = i * REC;
       const m = s[b + R_M]!;
       if ((m & M_USED) === 0) return -1;
       if (s[b + R_C] === caddr && s[b + R_P] === ports && (m & IN_MASK) === meta && s[b + R_V] === vaddr) return b;
-      i = (i + 1) & this.slotMask;
+      b += REC;
+      if (b === wrap) b = 0;
     }
   }
 
   /** lookupOut(4, ...) answering the record position (see findIn4). */
   findOut4(proto: number, daddr: number, dport: number, caddr: number, cport: number): number {
+    return this.findOut4At(this.home(4, proto, caddr, cport) * REC, proto, daddr, dport, caddr, cport);
+  }
+
+  /** findOut4 from the home record position of (proto, caddr, cport) (see findIn4At). */
+  findOut4At(b: number, proto: number, daddr: number, dport: number, caddr: number, cport: number): number {
     const s = this.slots;
     const meta = (proto << 8) | M_USED;
-    let i = this.home(4, proto, caddr, cport);
+    const wrap = s.length;
     for (;;) {
-      const b = i * REC;
       const m = s[b + R_M]!;
       if ((m & M_USED) === 0) return -1;
       if (s[b + R_C] === caddr && (s[b + R_P]! >>> 16) === cport && (m & TPL_MASK) === meta &&
           ((m & M_MASQ) !== 0 ? (m >>> 16) === dport && s[b + R_D] === daddr
             : (s[b + R_P]! & 0xffff) === dport && s[b + R_V] === daddr)) return b;
-      i = (i + 1) & this.slotMask;
+      b += REC;
+      if (b === wrap) b = 0;
     }
   }
 

@@ -17,11 +17,30 @@
  * first, loading every frame's hash slots, then every hit's hot record, so the
  * misses of different frames overlap instead of stalling one after another.
  */
-import { type FrameBatch, FRAME_CSUM_NOT_READY, V_FORWARD } from '../io/batch.js';
-import { CONN_F_MASQ, CONN_F_DROUTE, TCP_S_ESTABLISHED, UDP_S_NORMAL } from '../conn/flags.js';
-import { DEST_F_AVAILABLE, ST_INBYTES, ST_INPKTS, ST_OUTBYTES, ST_OUTPKTS } from '../svc/types.js';
+import * as batchConsts from '../io/batch.js';
+import type { FrameBatch } from '../io/batch.js';
+import * as connFlags from '../conn/flags.js';
+import * as svcTypes from '../svc/types.js';
 import type { Engine } from './engine.js';
-import { R_FWD_DR, R_FWD_NAT_IN, R_FWD_NAT_OUT } from './reasons.js';
+import * as reasons from './reasons.js';
+
+// Module-local copies of the imported constants: an imported binding is a live
+// cell that optimized code loads and checks for the hole (TDZ) at every use,
+// while a local const holding a number is folded into the instruction.
+const FRAME_CSUM_NOT_READY = batchConsts.FRAME_CSUM_NOT_READY;
+const V_FORWARD = batchConsts.V_FORWARD;
+const CONN_F_MASQ = connFlags.CONN_F_MASQ;
+const CONN_F_DROUTE = connFlags.CONN_F_DROUTE;
+const TCP_S_ESTABLISHED = connFlags.TCP_S_ESTABLISHED;
+const UDP_S_NORMAL = connFlags.UDP_S_NORMAL;
+const DEST_F_AVAILABLE = svcTypes.DEST_F_AVAILABLE;
+const ST_INPKTS = svcTypes.ST_INPKTS;
+const ST_INBYTES = svcTypes.ST_INBYTES;
+const ST_OUTPKTS = svcTypes.ST_OUTPKTS;
+const ST_OUTBYTES = svcTypes.ST_OUTBYTES;
+const R_FWD_DR = reasons.R_FWD_DR;
+const R_FWD_NAT_IN = reasons.R_FWD_NAT_IN;
+const R_FWD_NAT_OUT = reasons.R_FWD_NAT_OUT;
 
 const TCP = 6;
 const UDP = 17;
@@ -36,8 +55,13 @@ export class FastPath {
   /** Frames forwarded by the fast path (a plain counter: cheaper than asking later). */
   hits = 0;
 
-  // Per-frame scratch of prepare(): the home slot of the key the frame most likely has.
+  // Per-frame scratch of prepare(): the home record position of the key the frame most
+  // likely has, and which lookup that key is for (1: client → VIP, 0: reply). tryForward
+  // starts its lookup there instead of mixing the hash again.
   private homes = new Int32Array(0);
+  private inGuess = new Uint8Array(0);
+  /** The batch homes/inGuess describe (tryForward ignores them for any other). */
+  private prepared: FrameBatch | null = null;
   /** Folds the prefetch loads so the compiler keeps them. */
   private sink = 0;
   private readonly addr = new Uint32Array(4);
@@ -73,7 +97,12 @@ export class FastPath {
    */
   prepare(batch: FrameBatch): void {
     const n = batch.count;
-    if (this.homes.length < n) this.homes = new Int32Array(batch.capacity);
+    if (this.homes.length < n) {
+      this.homes = new Int32Array(batch.capacity);
+      this.inGuess = new Uint8Array(batch.capacity);
+    }
+    this.prepared = batch;
+    const inGuess = this.inGuess;
     const e = this.e;
     const conns = e.conns;
     // Built by Engine.refresh, which runs right before this.
@@ -94,8 +123,13 @@ export class FastPath {
       const ports = dv.getUint32(l3 + 20);
       const daddr = dv.getUint32(l3 + 16);
       // Client packets are hashed by their source, replies by their destination (the client).
-      homes[i] = vips.has(daddr) ? conns.homeRecord4(proto, dv.getUint32(l3 + 12), ports >>> 16)
-        : conns.homeRecord4(proto, daddr, ports & 0xffff);
+      if (vips.has(daddr)) {
+        homes[i] = conns.homeRecord4(proto, dv.getUint32(l3 + 12), ports >>> 16);
+        inGuess[i] = 1;
+      } else {
+        homes[i] = conns.homeRecord4(proto, daddr, ports & 0xffff);
+        inGuess[i] = 0;
+      }
     }
     // Tight loops with nothing but the loads, so many misses are in flight at once:
     // first the slots, then (their lines arriving) the hot record of the entry found
@@ -157,10 +191,16 @@ export class FastPath {
     const sport = ports >>> 16;
     const dport = ports & 0xffff;
     const conns = e.conns;
-    let r = conns.findIn4(proto, saddr, sport, daddr, dport);
+    // Inbound lookup first, then the reply lookup, as the general path does; the one the
+    // prepare() guess was for starts from the home it already computed (same bytes, same key).
+    const home = batch === this.prepared && i < this.homes.length ? this.homes[i]! : -1;
+    const guessIn = home >= 0 && this.inGuess[i] === 1;
+    let r = guessIn ? conns.findIn4At(home, proto, saddr, sport, daddr, dport)
+      : conns.findIn4(proto, saddr, sport, daddr, dport);
     let inbound = true;
     if (r < 0) {
-      r = conns.findOut4(proto, saddr, sport, daddr, dport);
+      r = home >= 0 && !guessIn ? conns.findOut4At(home, proto, saddr, sport, daddr, dport)
+        : conns.findOut4(proto, saddr, sport, daddr, dport);
       if (r < 0) return -1;
       inbound = false;
     }
