@@ -36,6 +36,8 @@ export const VIRTIO_NET_HDR_F_NEEDS_CSUM = 1;
 export const VIRTIO_NET_HDR_F_DATA_VALID = 2;
 export const PACKET_FANOUT_HASH = 0;
 export const PACKET_FANOUT_FLAG_DEFRAG = 0x8000;
+/** The group's own PACKET_IGNORE_OUTGOING: a socket in a group is fed by the group's hook, which ignores the socket's option. */
+export const PACKET_FANOUT_FLAG_IGNORE_OUTGOING = 0x4000;
 /** sockaddr_ll.sll_pkttype values. */
 export const PACKET_HOST = 0;
 export const PACKET_BROADCAST = 1;

@@ -52,7 +52,8 @@ import koffi from 'koffi';
 import {
   AF_PACKET, SOCK_RAW, SOCK_NONBLOCK, SOCK_CLOEXEC, ETH_P_ALL, SOL_SOCKET, SO_SNDBUF, SO_SNDBUFFORCE, SOL_PACKET,
   PACKET_IGNORE_OUTGOING, PACKET_QDISC_BYPASS, PACKET_ADD_MEMBERSHIP, PACKET_MR_PROMISC, PACKET_FANOUT,
-  PACKET_FANOUT_HASH, PACKET_FANOUT_FLAG_DEFRAG, PACKET_STATISTICS, PACKET_OUTGOING, PACKET_VERSION, PACKET_RESERVE,
+  PACKET_FANOUT_HASH, PACKET_FANOUT_FLAG_DEFRAG, PACKET_FANOUT_FLAG_IGNORE_OUTGOING, PACKET_STATISTICS, PACKET_OUTGOING,
+  PACKET_VERSION, PACKET_RESERVE,
   PACKET_RX_RING, PACKET_TX_RING, PACKET_LOSS, TPACKET_V2, TPACKET_V3, TP_STATUS_USER, TP_STATUS_KERNEL, TP_STATUS_AVAILABLE,
   TP_STATUS_SEND_REQUEST, TP_STATUS_SENDING, TP_STATUS_WRONG_FORMAT, TP_STATUS_CSUMNOTREADY, TP_STATUS_CSUM_VALID,
   TP_STATUS_VLAN_VALID, TP_STATUS_VLAN_TPID_VALID, MSG_DONTWAIT, SOCKADDR_LL_SIZE, POLLIN, POLLOUT, POLLFD_SIZE,
@@ -65,6 +66,7 @@ import {
   V_DROP, V_FORWARD, V_REPLY, type PacketIo,
 } from './batch.js';
 import { AfPacketIo, type AfPacketStats } from './afpacket.js';
+import { attachFanoutFilter } from './afpacket-fanout.js';
 
 export interface AfPacketRingOptions {
   /** Open the sockets inside this network namespace (name under /var/run/netns, or a path). */
@@ -93,7 +95,12 @@ export interface AfPacketRingOptions {
   ignoreOutgoing?: boolean;
   /** Put the interfaces in promiscuous mode while open (default false). */
   promisc?: boolean;
-  /** Join PACKET_FANOUT group `group` (hash mode, with defrag) so several processes/workers share the load. */
+  /**
+   * Join PACKET_FANOUT group `group` (hash mode, with defrag) so several processes/workers share the load
+   * (a group belongs to one device: the k-th interface joins group `group + k`);
+   * ARP and IPv6 neighbour discovery then come from one more (small, TPACKET_V2) ring per interface,
+   * outside the group, so every member sees all of it (afpacket-fanout.ts).
+   */
   fanoutGroup?: number;
   /** Open only tx rings (no rx rings): for generators and injectors. */
   txOnly?: boolean;
@@ -266,11 +273,16 @@ export class AfPacketRingIo implements PacketIo {
     // Lay out the region: the batch arena, the rx rings, the tx rings (each page-aligned).
     this.arenaSlots = this.batchSize;
     let size = roundUp(this.arenaSlots * SLOT_SIZE, PAGE);
+    // Rx rings: one per interface, and with fanout one more (small, V2) for the neighbour traffic (afpacket-fanout.ts).
+    const fanout = opts.fanoutGroup !== undefined;
+    const roles: Array<[number, boolean]> = names.map((_, k) => [k, false]);
+    if (fanout) for (let k = 0; k < names.length; k++) roles.push([k, true]);
+    const nbBytes = 2 * v2Block;
     const rxOff: number[] = [];
     if (!opts.txOnly) {
-      for (let k = 0; k < names.length; k++) {
+      for (const [, neighbour] of roles) {
         rxOff.push(size);
-        size += rxBytes;
+        size += neighbour ? nbBytes : rxBytes;
       }
     }
     const txGeo = this.interfaces.map((info) => {
@@ -293,7 +305,7 @@ export class AfPacketRingIo implements PacketIo {
     if (base === -1) throw new SysError('mmap(ring region)', errno());
     this.base = base;
     // 32 bytes of call arguments, then one struct pollfd per interface.
-    const scratchSize = 32 + Math.max(1, names.length) * POLLFD_SIZE;
+    const scratchSize = 32 + Math.max(1, roles.length) * POLLFD_SIZE;
     this.scratch = nativeAlloc(scratchSize);
     this.s32 = new Uint32Array(this.scratch.bytes.buffer, this.scratch.bytes.byteOffset, scratchSize >>> 2);
     this.s16 = new Uint16Array(this.scratch.bytes.buffer, this.scratch.bytes.byteOffset, scratchSize >>> 1);
@@ -347,17 +359,21 @@ export class AfPacketRingIo implements PacketIo {
         });
       }
       if (!opts.txOnly) {
-        for (let k = 0; k < this.interfaces.length; k++) {
+        for (let r = 0; r < roles.length; r++) {
+          const [k, neighbour] = roles[r]!;
           const info = this.interfaces[k]!;
+          const ringV3 = v3 && !neighbour;
+          const bytes = neighbour ? nbBytes : rxBytes;
           const fd = check(c.socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), 'socket(AF_PACKET)');
           created.push(fd);
-          setInt(fd, SOL_PACKET, PACKET_VERSION, v3 ? TPACKET_V3 : TPACKET_V2, 'setsockopt(PACKET_VERSION)');
+          setInt(fd, SOL_PACKET, PACKET_VERSION, ringV3 ? TPACKET_V3 : TPACKET_V2, 'setsockopt(PACKET_VERSION)');
           // Room in front of every frame for VLAN re-insertion and tunnel headers, as a batch slot has.
           setInt(fd, SOL_PACKET, PACKET_RESERVE, HEADROOM, 'setsockopt(PACKET_RESERVE)');
           // (V2 reads only the first four fields of tpacket_req3: the struct tpacket_req it wants.)
-          if (v3) setRing(fd, PACKET_RX_RING, blockSize, blocks, RX_NOMINAL_FRAME, tov, 'setsockopt(PACKET_RX_RING)');
-          else setRing(fd, PACKET_RX_RING, v2Block, v2Blocks, v2Frame, 0, 'setsockopt(PACKET_RX_RING)');
-          mapAt(fd, rxOff[k]!, rxBytes, `rx ring ${info.name}`);
+          if (ringV3) setRing(fd, PACKET_RX_RING, blockSize, blocks, RX_NOMINAL_FRAME, tov, 'setsockopt(PACKET_RX_RING)');
+          else setRing(fd, PACKET_RX_RING, v2Block, bytes / v2Block, v2Frame, 0, 'setsockopt(PACKET_RX_RING)');
+          mapAt(fd, rxOff[r]!, bytes, `rx ring ${info.name}`);
+          if (fanout) attachFanoutFilter(fd, neighbour);
           if (opts.ignoreOutgoing ?? true) setInt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1, 'setsockopt(PACKET_IGNORE_OUTGOING)');
           if (opts.promisc) {
             // struct packet_mreq { int mr_ifindex; u16 mr_type; u16 mr_alen; u8 mr_address[8]; }
@@ -367,14 +383,17 @@ export class AfPacketRingIo implements PacketIo {
             check(c.setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, sc, 16), 'setsockopt(PACKET_ADD_MEMBERSHIP)');
           }
           bindTo(fd, ETH_P_ALL, info.index, `bind(${info.name})`);
-          if (opts.fanoutGroup !== undefined) {
-            setInt(fd, SOL_PACKET, PACKET_FANOUT, (opts.fanoutGroup & 0xffff) | ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16),
+          if (fanout && !neighbour) {
+            // A group belongs to one device: interface k joins group fanoutGroup + k; the group, not the socket,
+            // ignores outgoing frames (see afpacket.ts).
+            const flags = PACKET_FANOUT_FLAG_DEFRAG | ((opts.ignoreOutgoing ?? true) ? PACKET_FANOUT_FLAG_IGNORE_OUTGOING : 0);
+            setInt(fd, SOL_PACKET, PACKET_FANOUT, ((opts.fanoutGroup! + k) & 0xffff) | ((PACKET_FANOUT_HASH | flags) << 16),
               'setsockopt(PACKET_FANOUT)');
           }
           // V2 slots never straddle blocks (the slot size divides the block size), so slot i is at off + i * v2Frame.
-          this.rx.push(v3
-            ? { fd, ifindex: info.index, v3, off: rxOff[k]!, blocks, blockSize, statusAt: BD_STATUS, blk: 0, pkt: 0, left: 0, held: 0 }
-            : { fd, ifindex: info.index, v3, off: rxOff[k]!, blocks: rxBytes / v2Frame, blockSize: v2Frame, statusAt: H2_STATUS, blk: 0, pkt: 0, left: 0, held: 0 });
+          this.rx.push(ringV3
+            ? { fd, ifindex: info.index, v3: true, off: rxOff[r]!, blocks, blockSize, statusAt: BD_STATUS, blk: 0, pkt: 0, left: 0, held: 0 }
+            : { fd, ifindex: info.index, v3: false, off: rxOff[r]!, blocks: bytes / v2Frame, blockSize: v2Frame, statusAt: H2_STATUS, blk: 0, pkt: 0, left: 0, held: 0 });
         }
       }
     } catch (e) {

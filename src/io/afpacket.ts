@@ -42,13 +42,15 @@ import {
   AF_PACKET, SOCK_RAW, SOCK_NONBLOCK, SOCK_CLOEXEC, ETH_P_ALL, SOL_SOCKET, SO_RCVBUF, SO_RCVBUFFORCE, SO_SNDBUF,
   SO_SNDBUFFORCE, SOL_PACKET, PACKET_AUXDATA, PACKET_IGNORE_OUTGOING, PACKET_QDISC_BYPASS, PACKET_ADD_MEMBERSHIP,
   PACKET_VNET_HDR, VNET_HDR_LEN, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_F_DATA_VALID,
-  PACKET_MR_PROMISC, PACKET_FANOUT, PACKET_FANOUT_HASH, PACKET_FANOUT_FLAG_DEFRAG, PACKET_STATISTICS, PACKET_OUTGOING,
+  PACKET_MR_PROMISC, PACKET_FANOUT, PACKET_FANOUT_HASH, PACKET_FANOUT_FLAG_DEFRAG, PACKET_FANOUT_FLAG_IGNORE_OUTGOING,
+  PACKET_STATISTICS, PACKET_OUTGOING,
   TP_STATUS_CSUMNOTREADY, TP_STATUS_CSUM_VALID, TP_STATUS_VLAN_VALID, TP_STATUS_VLAN_TPID_VALID, MSG_DONTWAIT,
   MSG_TRUNC, MMSGHDR_SIZE, MSG_NAME, MSG_NAMELEN, MSG_IOV, MSG_IOVLEN, MSG_CONTROL, MSG_CONTROLLEN, MSG_FLAGS,
   MMSG_LEN, IOVEC_SIZE, SOCKADDR_LL_SIZE, CONTROL_SPACE, CMSG_HDR, POLLIN, POLLFD_SIZE, EAGAIN, EINTR,
   check, errno, libc, put64, withNetns,
 } from './afpacket-libc.js';
 import { interfaceInfo, type InterfaceInfo } from './afpacket-netdev.js';
+import { attachFanoutFilter } from './afpacket-fanout.js';
 import {
   FrameBatch, HEADROOM, VNET_SLOT_SIZE, FRAME_CSUM_NOT_READY, FRAME_CSUM_VALID, FRAME_OUTGOING, FRAME_GSO,
   FRAME_SEGMENTED, GSO_UDP_L4, SEG_GAP, V_DROP, V_FORWARD, V_REPLY, type PacketIo,
@@ -75,7 +77,12 @@ export interface AfPacketOptions {
   auxdata?: boolean;
   /** Put the interfaces in promiscuous mode while open (default false). */
   promisc?: boolean;
-  /** Join PACKET_FANOUT group `group` (hash mode, with defrag) so several processes/workers share the load. */
+  /**
+   * Join PACKET_FANOUT group `group` (hash mode, with defrag) so several processes/workers share the load
+   * (a group belongs to one device: the k-th interface joins group `group + k`);
+   * ARP and IPv6 neighbour discovery then come from one more socket per interface, outside the group, so
+   * every member sees all of it (afpacket-fanout.ts).
+   */
   fanoutGroup?: number;
   /** Open only a tx socket (no rx sockets): for generators and injectors. */
   txOnly?: boolean;
@@ -232,14 +239,19 @@ export class AfPacketIo implements PacketIo {
         setIntOpt(txFd, SOL_SOCKET, SO_SNDBUF, sndbuf, this.tx, 'setsockopt(SO_SNDBUF)');
       }
       if (opts.qdiscBypass ?? !vnet) setIntOpt(txFd, SOL_PACKET, PACKET_QDISC_BYPASS, 1, this.tx, 'setsockopt(PACKET_QDISC_BYPASS)');
+      const fanout = opts.fanoutGroup !== undefined;
+      // With fanout, a second socket per interface, outside the group, reads the neighbour traffic (afpacket-fanout.ts).
+      const roles: Array<[InterfaceInfo, boolean]> = this.interfaces.map((i) => [i, false]);
+      if (fanout) for (const i of this.interfaces) roles.push([i, true]);
       if (!opts.txOnly) {
-        for (const info of this.interfaces) {
+        for (const [k, [info, neighbour]] of roles.entries()) {
           const fd = check(c.socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), 'socket(AF_PACKET)');
           created.push(fd);
           const s = newSockState(fd, info.index, this.batchSize, true);
           // Before bind(): no frame may be queued without its virtio_net_hdr.
           if (vnet) setIntOpt(fd, SOL_PACKET, PACKET_VNET_HDR, 1, s, 'setsockopt(PACKET_VNET_HDR)');
-          const rcvbuf = opts.rcvbuf ?? 32 << 20;
+          if (fanout) attachFanoutFilter(fd, neighbour);
+          const rcvbuf = neighbour ? 1 << 20 : opts.rcvbuf ?? 32 << 20;
           if (setIntOpt(fd, SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf, s, '') < 0) {
             setIntOpt(fd, SOL_SOCKET, SO_RCVBUF, rcvbuf, s, 'setsockopt(SO_RCVBUF)');
           }
@@ -260,8 +272,12 @@ export class AfPacketIo implements PacketIo {
           s.u16[(sc + 2) >>> 1] = ((ETH_P_ALL & 0xff) << 8) | (ETH_P_ALL >>> 8);
           s.u32[(sc + 4) >>> 2] = info.index;
           check(c.bind(fd, s.addr + sc, SOCKADDR_LL_SIZE), `bind(${info.name})`);
-          if (opts.fanoutGroup !== undefined) {
-            const v = (opts.fanoutGroup & 0xffff) | ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16);
+          if (fanout && !neighbour) {
+            // A group belongs to one device: interface k joins group fanoutGroup + k. A member is fed by the
+            // group's hook, which ignores the socket's PACKET_IGNORE_OUTGOING: the group must ignore them itself
+            // (or every frame we send would come back to be forwarded again).
+            const flags = PACKET_FANOUT_FLAG_DEFRAG | ((opts.ignoreOutgoing ?? true) ? PACKET_FANOUT_FLAG_IGNORE_OUTGOING : 0);
+            const v = ((opts.fanoutGroup! + k) & 0xffff) | ((PACKET_FANOUT_HASH | flags) << 16);
             setIntOpt(fd, SOL_PACKET, PACKET_FANOUT, v, s, 'setsockopt(PACKET_FANOUT)');
           }
           this.rx.push(s);
@@ -289,9 +305,14 @@ export class AfPacketIo implements PacketIo {
     return b;
   }
 
-  /** File descriptors of the rx sockets (for external event loops). */
+  /** File descriptors of the rx sockets (for external event loops); with fanout, the neighbour sockets follow the group's. */
   get rxFds(): number[] {
     return this.rx.map((s) => s.fd);
+  }
+
+  /** File descriptor of the tx socket. */
+  get txFd(): number {
+    return this.tx.fd;
   }
 
   /** Receives what is queued on the rx sockets (round-robin, without blocking) into `batch`. */
@@ -615,6 +636,14 @@ export class AfPacketIo implements PacketIo {
       p[k * 2 + 1] = POLLIN;
     }
     return libc().poll(this.pollAddr, n, timeoutMs) > 0;
+  }
+
+  /**
+   * Marks every rx socket as possibly holding frames, so the next recv() reads each of them
+   * even after a short read (busy polling: frames arrive without a poll event in between).
+   */
+  armAll(): void {
+    for (const s of this.rx) s.armed = true;
   }
 
   /**

@@ -64,8 +64,20 @@ export interface DataPlaneOptions {
   /** Connection table entries (default 1 << 20). */
   capacity?: number;
   seed?: number;
-  /** Frames per recvmmsg/sendmmsg (default 64). */
+  /** Frames per recvmmsg/sendmmsg (default 64; 1..1024). */
   batchSize?: number;
+  /**
+   * Busy polling (afpacket backends): after a drain that received frames the worker keeps
+   * reading without blocking until this many µs pass without a frame, before it waits in
+   * epoll again (default 0 = off). It returns to its event loop at least every ms.
+   */
+  busyPollUs?: number;
+  /** SO_RCVBUF(FORCE) of each AF_PACKET rx socket, bytes (afpacket; default: the backend's, 32 MiB). */
+  rcvbuf?: number;
+  /** SO_SNDBUF(FORCE) of the AF_PACKET tx socket, bytes (afpacket; default: the backend's, 4 MiB). */
+  sndbuf?: number;
+  /** PACKET_FANOUT group (hash mode) for the rx sockets (afpacket backends): processes in one group share the frames. */
+  fanoutGroup?: number;
   /**
    * AF_PACKET with PACKET_VNET_HDR (default false): GSO/GRO super-frames are forwarded whole and
    * partial checksums stay partial, so TSO/GRO may stay on (no offload warning then).
@@ -177,6 +189,10 @@ export class DataPlane {
       seed: opts.seed ?? 1,
       batchSize: opts.batchSize ?? 64,
       vnetHdr: opts.vnetHdr ?? false,
+      busyPollUs: opts.busyPollUs ?? 0,
+      rcvbuf: opts.rcvbuf,
+      sndbuf: opts.sndbuf,
+      fanoutGroup: opts.fanoutGroup,
       clockOriginMs: opts.clockOriginMs ?? performance.timeOrigin + performance.now(),
       counters,
       routes: opts.routes ?? null,
@@ -226,6 +242,7 @@ export class DataPlane {
     const api = new WorkerIpvsApi(endpoint);
     const dp = new DataPlane(endpoint, api, ready, backend, counters);
     dp.vnetHdr = backend === 'afpacket' && (opts.vnetHdr ?? false);
+    if (backend !== 'none') dp.tuning = describeTuning(init, backend);
     endpoint.on('message', (m: FromWorker) => dp.onMessage(m, log));
     endpoint.onDeath((why) => dp.died(why));
     if (backend !== 'none') {
@@ -270,8 +287,11 @@ export class DataPlane {
   get description(): string {
     if (this.backend === 'none') return 'no packet I/O';
     const guard = this.guard !== null ? `, nft table ${this.guard.table}` : '';
-    return `${this.backend} on ${this.interfaces.map((i) => i.name).join(',')}${guard}${this.vnetHdr ? ', vnet hdr' : ''}`;
+    return `${this.backend} on ${this.interfaces.map((i) => i.name).join(',')}${guard}${this.vnetHdr ? ', vnet hdr' : ''}${this.tuning}`;
   }
+
+  /** The non-default I/O settings, as appended to `description` (empty with the defaults). */
+  private tuning = '';
 
   /** Super-frames and partial checksums pass through whole (DataPlaneOptions.vnetHdr). */
   vnetHdr = false;
@@ -331,6 +351,21 @@ export class DataPlane {
     }
     return this.stopping;
   }
+}
+
+/** ", batch 16, busy-poll 50 µs, ..." for the settings that differ from the defaults. */
+function describeTuning(init: WorkerInit, backend: BackendName): string {
+  const parts: string[] = [];
+  if (init.batchSize !== 64) parts.push(`batch ${init.batchSize}`);
+  if (backend !== 'pcap') {
+    if ((init.busyPollUs ?? 0) > 0) parts.push(`busy-poll ${init.busyPollUs} µs`);
+    if (init.fanoutGroup !== undefined) parts.push(`fanout group ${init.fanoutGroup}`);
+  }
+  if (backend === 'afpacket') {
+    if (init.rcvbuf !== undefined) parts.push(`rcvbuf ${init.rcvbuf}`);
+    if (init.sndbuf !== undefined) parts.push(`sndbuf ${init.sndbuf}`);
+  }
+  return parts.map((p) => `, ${p}`).join('');
 }
 
 /**

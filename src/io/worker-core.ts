@@ -7,6 +7,8 @@
  *   - the backend's fds are watched through libuv (`io.watch`); when readable, the
  *     worker drains up to MAX_BATCHES batches: receive → engine.process → neighbour
  *     bookkeeping → send (forwarded frames, replies, generated frames, ARP requests);
+ *     with busy polling (WorkerInit.busyPollUs) it then keeps reading without blocking
+ *     while frames keep coming, for at most BUSY_POLL_SLICE_MS per turn;
  *   - control operations from the main thread arrive as messages and run in their
  *     own event-loop turn, i.e. strictly between batches: a batch never sees a
  *     half-applied change, and the batch after the reply sees all of it;
@@ -49,6 +51,8 @@ import {
 
 /** Batches drained per wake-up before control messages get their turn. */
 const MAX_BATCHES = 16;
+/** Busy polling returns to the event loop (control messages, ticks) after at most this much continuous spinning. */
+const BUSY_POLL_SLICE_MS = 1;
 /** Frames that may wait for a next hop at once. */
 const PENDING_FRAMES = 128;
 /** Re-read the kernel's routes every this many ticks. */
@@ -157,10 +161,15 @@ export class DataPlaneWorker {
       const { PcapCapIo } = await import('./pcap-cap.js');
       this.io = await PcapCapIo.open(names);
     } else if (this.init.backend === 'afpacket-ring') {
-      this.io = AfPacketRingIo.open(names, { batchSize: this.init.batchSize });
+      this.io = AfPacketRingIo.open(names, { batchSize: this.init.batchSize, fanoutGroup: this.init.fanoutGroup });
     } else {
-      this.io = AfPacketIo.open(names, { batchSize: this.init.batchSize, vnetHdr: this.init.vnetHdr === true });
+      this.io = AfPacketIo.open(names, {
+        batchSize: this.init.batchSize, vnetHdr: this.init.vnetHdr === true,
+        rcvbuf: this.init.rcvbuf, sndbuf: this.init.sndbuf, fanoutGroup: this.init.fanoutGroup,
+      });
     }
+    // Busy polling needs reads that cost no wait: the AF_PACKET backends' (a non-blocking recvmmsg, or a ring word).
+    this.busyPollMs = this.io instanceof AfPacketIo || this.io instanceof AfPacketRingIo ? (this.init.busyPollUs ?? 0) / 1000 : 0;
     if (this.io instanceof AfPacketIo && this.io.vnetHdr) {
       // Slots for whole super-frames; frames leave with their offload state (batch.txOffload).
       this.batch = this.io.createBatch(this.init.batchSize);
@@ -179,19 +188,51 @@ export class DataPlaneWorker {
     this.drain();
   };
 
+  /** Busy-poll window (WorkerInit.busyPollUs) in ms; 0 = off. */
+  private busyPollMs = 0;
+
   private drain(): void {
     const io = this.io;
     if (io === null) return;
+    let frames = this.drainBatches(io);
+    this.afterBatches();
+    const window = this.busyPollMs;
+    if (frames === 0 || window === 0) return;
+    // Busy polling: keep reading without blocking while frames keep coming (each gap shorter
+    // than the window), instead of paying an epoll wake-up per burst; back to the event loop
+    // after BUSY_POLL_SLICE_MS at most, so control messages and ticks still run between
+    // batches (epoll is level-triggered: frames still queued then wake us again at once).
+    const af = io instanceof AfPacketIo ? io : null;
+    const start = performance.now();
+    let last = start;
+    for (;;) {
+      const t = performance.now();
+      if (t - last >= window || t - start >= BUSY_POLL_SLICE_MS) break;
+      // A short read disarmed the sockets until their next poll event: spinning reads them anyway.
+      af?.armAll();
+      frames = this.drainBatches(io);
+      if (frames > 0) {
+        this.afterBatches();
+        last = performance.now();
+      }
+    }
+  }
+
+  /** Up to MAX_BATCHES batches: receive, engine, send. Returns the frames received. */
+  private drainBatches(io: Backend): number {
     const now = this.clock();
     this.director.setClock(Math.max(now, this.director.now));
     this.neigh.now = this.director.now;
+    let frames = 0;
     for (let k = 0; k < MAX_BATCHES; k++) {
-      if (io.recv(this.batch) === 0) break;
+      const n = io.recv(this.batch);
+      if (n === 0) break;
+      frames += n;
       this.counters[C_BATCHES]!++;
       this.dropSuperFrames(this.batch);
       this.runBatch(this.batch, false);
     }
-    this.afterBatches();
+    return frames;
   }
 
   /**

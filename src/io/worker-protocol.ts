@@ -19,6 +19,13 @@ export interface WorkerInit {
   batchSize: number;
   /** AF_PACKET with PACKET_VNET_HDR: GSO super-frames and partial checksums pass through whole (AfPacketOptions.vnetHdr). */
   vnetHdr?: boolean;
+  /** After a drain that received frames, keep polling (non-blocking) until this many µs pass without a frame (0 = off). */
+  busyPollUs?: number;
+  /** AF_PACKET socket buffers, bytes (AfPacketOptions.rcvbuf / sndbuf; backend defaults when absent). */
+  rcvbuf?: number;
+  sndbuf?: number;
+  /** Join this PACKET_FANOUT group (hash mode) on every rx socket. */
+  fanoutGroup?: number;
   /** Wall-clock ms (timeOrigin + now) that is second 0 of the director's clock. */
   clockOriginMs: number;
   /** Counter block (COUNTER_SLOTS float64 values), written by the worker, read by anyone. */

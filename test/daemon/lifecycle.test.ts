@@ -78,6 +78,14 @@ t.test('command line', async (t) => {
     [['--group', 'no-such-group-here'], "ulvs daemon: unknown group 'no-such-group-here'"],
     [['--backend', 'dpdk'], 'ulvs daemon: --backend must be afpacket, afpacket-ring or pcap'],
     [['extra'], 'ulvs daemon: Unexpected argument'],
+    [['--batch', '0'], 'ulvs daemon: --batch must be an integer from 1 to 1024'],
+    [['--batch', '1025'], 'ulvs daemon: --batch must be an integer from 1 to 1024'],
+    [['--busy-poll', 'soon'], 'ulvs daemon: --busy-poll must be an integer from 0 to 1000000'],
+    [['--rcvbuf', '12Q'], 'ulvs daemon: --rcvbuf must be an integer from 4096 to 1073741824 (bytes; suffix K, M or G allowed)'],
+    [['--sndbuf', '2G'], 'ulvs daemon: --sndbuf must be an integer from 4096 to 1073741824'],
+    [['--fanout-group', '65536'], 'ulvs daemon: --fanout-group must be an integer from 0 to 65535'],
+    [['--backend', 'pcap', '--busy-poll', '10'], 'ulvs daemon: --busy-poll needs the afpacket or afpacket-ring backend'],
+    [['--backend', 'afpacket-ring', '--rcvbuf', '4M'], 'ulvs daemon: --rcvbuf needs the afpacket backend'],
   ] as Array<[string[], string]>) {
     const r = await runDaemonToExit(where, args);
     t.equal(r.status, 2, `${args.join(' ')}: exit 2`);
@@ -87,6 +95,7 @@ t.test('command line', async (t) => {
   const h = await runDaemonToExit(where, ['-h']);
   t.equal(h.status, 0);
   t.match(h.stdout, '--socket NAME');
+  for (const o of ['--batch N', '--busy-poll USEC', '--rcvbuf BYTES', '--sndbuf BYTES', '--fanout-group N']) t.match(h.stdout, o);
 });
 
 t.test('an interface that does not exist: the daemon does not start', async (t) => {

@@ -13,6 +13,20 @@ import { buildUdp } from '../../src/packet/build.js';
 import { l4ChecksumOk } from '../../src/packet/checksum.js';
 import { formatIp4 } from '../../src/util/ip.js';
 import { LAB_SKIP, collect, sendFrames } from './helpers.js';
+import koffi from 'koffi';
+import {
+  PACKET_FANOUT, PACKET_FANOUT_FLAG_DEFRAG, PACKET_FANOUT_FLAG_IGNORE_OUTGOING, PACKET_FANOUT_HASH, SOL_PACKET, SOL_SOCKET, SO_RCVBUF, SO_SNDBUF, libc,
+} from '../../src/io/afpacket-libc.js';
+import { writeArpRequest } from '../../src/neigh/arp.js';
+
+/** getsockopt(fd, level, name) of an int option. */
+function getIntOpt(fd: number, level: number, name: number): number {
+  const u32 = new Uint32Array(2);
+  u32[1] = 4;
+  const addr = Number(koffi.address(new Uint8Array(u32.buffer)));
+  if (libc().getsockopt(fd, level, name, addr, addr + 4) !== 0) throw new Error(`getsockopt(${level}, ${name}) failed`);
+  return u32[0]!;
+}
 
 /** A 60-byte (or longer) experimental-EtherType frame carrying a sequence number. */
 function expFrame(dst: Uint8Array, src: Uint8Array, seq: number, size = 60): Uint8Array {
@@ -262,5 +276,56 @@ t.test('AF_PACKET between two namespaces', LAB_SKIP, async (t) => {
     const g2 = await collect(r2, 300, isOurs);
     t.equal(g1.length + g2.length, 64, 'each frame went to exactly one socket of the group');
     t.ok(g1.length > 0 && g2.length > 0, `both sockets got flows (${g1.length} + ${g2.length})`);
+  });
+
+  t.test('with fanout, every member of the group sees every ARP frame, and each data frame once', async (t) => {
+    const tx = AfPacketIo.open('va', { netns: a, txOnly: true });
+    const r1 = AfPacketIo.open('vb', { netns: b, fanoutGroup: 78 });
+    const r2 = AfPacketIo.open('vb', { netns: b, fanoutGroup: 78 });
+    t.teardown(() => { tx.close(); r1.close(); r2.close(); });
+    t.equal(r1.rxFds.length, 2, 'one group socket and one neighbour socket for the interface');
+    t.equal(getIntOpt(r1.rxFds[0]!, SOL_PACKET, PACKET_FANOUT), (78 | ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG | PACKET_FANOUT_FLAG_IGNORE_OUTGOING) << 16)) >>> 0,
+      'the first socket is in group 78 (hash, defrag, ignoring outgoing frames)');
+    t.equal(getIntOpt(r1.rxFds[1]!, SOL_PACKET, PACKET_FANOUT), 0, 'the neighbour socket is in no group');
+    const mac = tx.interfaces[0]!.mac;
+    const frames: Uint8Array[] = [];
+    for (let i = 0; i < 4; i++) {
+      const arp = new Uint8Array(60);
+      writeArpRequest(arp, 0, mac, 0x0a010001, 0x0a010064 + i);
+      frames.push(arp);
+    }
+    for (let i = 0; i < 32; i++) {
+      frames.push(buildUdp({ srcMac: mac, dstMac: r1.interfaces[0]!.mac, saddr: '10.1.0.1', daddr: '10.1.0.2', sport: 21000 + i, dport: 8 }));
+    }
+    sendFrames(tx, frames);
+    const isArp = (c: { bytes: Uint8Array }) => c.bytes[12] === 0x08 && c.bytes[13] === 0x06 && c.bytes[38] === 10 && c.bytes[39] === 1 && c.bytes[40] === 0 &&
+      (c.bytes[41]! & 0xfc) === 0x64;
+    const isUdp = (c: { info: { proto: number; dport: number } }) => c.info.proto === 17 && c.info.dport === 8;
+    const g1 = await collect(r1, 800, (c) => isArp(c) || isUdp(c));
+    const g2 = await collect(r2, 300, (c) => isArp(c) || isUdp(c));
+    t.same([g1.filter(isArp).length, g2.filter(isArp).length], [4, 4], 'each member got the 4 ARP requests, once each');
+    const u1 = g1.filter(isUdp).length;
+    const u2 = g2.filter(isUdp).length;
+    t.equal(u1 + u2, 32, 'each UDP frame went to exactly one member');
+    t.ok(u1 > 0 && u2 > 0, `both members got flows (${u1} + ${u2})`);
+    // What a member sends is not read back by the group (a forwarder would forward it again, forever).
+    const own: Uint8Array[] = [];
+    for (let i = 0; i < 16; i++) {
+      own.push(buildUdp({ srcMac: r1.interfaces[0]!.mac, dstMac: mac, saddr: '10.1.0.2', daddr: '10.1.0.1', sport: 23000 + i, dport: 10 }));
+    }
+    t.equal(sendFrames(r1, own), 16, 'a member sends 16 frames');
+    const back = (c: { info: { proto: number; dport: number } }) => c.info.proto === 17 && c.info.dport === 10;
+    t.same([(await collect(r1, 300, back)).length, (await collect(r2, 100, back)).length], [0, 0], 'no member reads them back');
+  });
+
+  t.test('rcvbuf and sndbuf reach the sockets (the kernel doubles them)', async (t) => {
+    const io = AfPacketIo.open('vb', { netns: b, rcvbuf: 3 << 20, sndbuf: 1 << 20 });
+    t.teardown(() => io.close());
+    t.equal(getIntOpt(io.rxFds[0]!, SOL_SOCKET, SO_RCVBUF), 6 << 20, 'SO_RCVBUF');
+    t.equal(getIntOpt(io.txFd, SOL_SOCKET, SO_SNDBUF), 2 << 20, 'SO_SNDBUF');
+    const d = AfPacketIo.open('vb', { netns: b });
+    t.teardown(() => d.close());
+    t.equal(getIntOpt(d.rxFds[0]!, SOL_SOCKET, SO_RCVBUF), 64 << 20, 'default SO_RCVBUF: 32 MiB asked');
+    t.equal(getIntOpt(d.txFd, SOL_SOCKET, SO_SNDBUF), 8 << 20, 'default SO_SNDBUF: 4 MiB asked');
   });
 });

@@ -12,6 +12,17 @@ async function tables(lab: Lab, ns: string): Promise<string[]> {
   return r.stdout.split('\n').map((l) => l.trim()).filter((l) => /^table inet ulvs_\d+$/.test(l)).map((l) => l.slice('table inet '.length));
 }
 
+/** The AF_PACKET sockets of process `pid` as `ss -0 -e -m -p` shows them: local address, rcvbuf, sndbuf, full text. */
+async function packetSockets(lab: Lab, ns: string, pid: number): Promise<Array<{ local: string; rb: number; tb: number; text: string }>> {
+  const r = await lab.exec(ns, 'ss', ['-H', '-0', '-e', '-m', '-p']);
+  // One socket per line that does not start with white space, its details on the indented lines after it.
+  const blocks = r.stdout.split(/\n(?=\S)/).filter((b) => b.includes(`pid=${pid},`));
+  return blocks.map((text) => {
+    const f = text.trim().split(/\s+/);
+    return { local: f[3] ?? '', rb: Number(/\brb(\d+)/.exec(text)?.[1]), tb: Number(/\btb(\d+)/.exec(text)?.[1]), text };
+  });
+}
+
 t.test('ulvs daemon and its interfaces', WIRE_SKIP, async (t) => {
   const lab = Lab.create('daemon');
   t.teardown(() => lab.teardown());
@@ -46,6 +57,33 @@ t.test('ulvs daemon and its interfaces', WIRE_SKIP, async (t) => {
     t.match(lo.output(), /interface lo is not an Ethernet interface/);
     const be = daemon('d', ['--backend', 'dpdk']);
     t.same(await be.exited(), { code: 2, signal: null }, 'bad --backend: usage error');
+  });
+
+  await t.test('--batch, --busy-poll, --rcvbuf, --sndbuf and --fanout-group reach the sockets', async (t) => {
+    const p = daemon('d', ['--batch', '16', '--busy-poll', '50', '--rcvbuf', '3M', '--sndbuf', '1536K', '--fanout-group', '7']);
+    const m = await p.waitFor(/^ulvs: director ready .*$/m, 15_000);
+    t.match(m[0], /afpacket on a0,b0, nft table ulvs_\d+, batch 16, busy-poll 50 µs, fanout group 7, rcvbuf 3145728, sndbuf 1572864\)$/,
+      'the ready line names the settings that are not the defaults');
+    const socks = await packetSockets(lab, 'd', p.pid);
+    const rx = (ifname: string) => socks.filter((s) => s.local === `*:${ifname}`);
+    for (const [k, ifname] of ['a0', 'b0'].entries()) {
+      // A fanout group belongs to one device: the second interface's is the next group.
+      const group = rx(ifname).filter((s) => s.text.includes(`fanout(id:${7 + k},type:hash`));
+      const other = rx(ifname).filter((s) => !/fanout\(/.test(s.text));
+      t.equal(group.length, 1, `${ifname}: one socket in fanout group ${7 + k}`);
+      t.equal(group[0]?.rb, 6 << 20, `${ifname}: its receive buffer is --rcvbuf, doubled by the kernel`);
+      t.equal(other.length, 1, `${ifname}: one neighbour socket outside the group`);
+    }
+    const tx = socks.filter((s) => !s.local.startsWith('*:'));
+    t.same(tx.map((s) => s.tb), [3 << 20], 'the tx socket\'s send buffer is --sndbuf, doubled');
+    await p.stop();
+
+    const d = daemon('d', ['--interface', 'a0']);
+    await d.waitFor(/director ready/, 15_000);
+    const dflt = await packetSockets(lab, 'd', d.pid);
+    t.same(dflt.filter((s) => s.local === '*:a0').map((s) => [s.rb, /fanout\(/.test(s.text)]), [[64 << 20, false]],
+      'without the options: one rx socket, 32 MiB asked, no fanout');
+    await d.stop();
   });
 
   await t.test('a namespace with only lo: a director without packet I/O', async (t) => {
