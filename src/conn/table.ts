@@ -521,21 +521,27 @@ export class ConnTable {
   }
 
   /**
-   * Loads the record at position r and answers bits of it, which the caller
-   * folds into a sink so the loads are kept: batch code touches every frame's
-   * slots before the first lookup, so their cache misses overlap. A quarter of
-   * the 24-byte records straddle two cache lines: both ends are loaded.
+   * Loads, for each of the first n record positions in `homes` (-1: skip), the record
+   * there, then the hot record of the entry found in it, and answers bits of them that
+   * the caller folds into a sink so the loads are kept: batch code touches every frame's
+   * slots before the first lookup, so their cache misses overlap (two tight loops, the
+   * second's loads depending on the first's lines). A quarter of the 24-byte records
+   * straddle two cache lines: both ends are loaded. The arrays sit in locals for the
+   * whole batch (one call per batch instead of per-frame accessors).
    */
-  touchRecord(r: number): number {
+  touchHomes(homes: Int32Array, n: number): number {
     const s = this.slots;
-    return s[r + R_C]! ^ s[r + R_ID]!;
-  }
-
-  /** Loads the hot record of the entry in the slot at r, if any (see touchRecord). */
-  touchHotAt(r: number): number {
-    const s = this.slots;
-    if ((s[r + R_M]! & M_USED) === 0) return 0;
-    return this.hot32[s[r + R_ID]! * HOT + H_TIMEOUT]!;
+    const hot = this.hot32;
+    let sink = 0;
+    for (let i = 0; i < n; i++) {
+      const r = homes[i]!;
+      if (r >= 0) sink ^= s[r + R_C]! ^ s[r + R_ID]!;
+    }
+    for (let i = 0; i < n; i++) {
+      const r = homes[i]!;
+      if (r >= 0 && (s[r + R_M]! & M_USED) !== 0) sink ^= hot[s[r + R_ID]! * HOT + H_TIMEOUT]!;
+    }
+    return sink;
   }
 
 

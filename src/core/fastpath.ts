@@ -134,16 +134,7 @@ export class FastPath {
     // Tight loops with nothing but the loads, so many misses are in flight at once:
     // first the slots, then (their lines arriving) the hot record of the entry found
     // there. A record of another key only wastes a load.
-    let sink = 0;
-    for (let i = 0; i < n; i++) {
-      const a = homes[i]!;
-      if (a >= 0) sink ^= conns.touchRecord(a);
-    }
-    for (let i = 0; i < n; i++) {
-      const a = homes[i]!;
-      if (a >= 0) sink ^= conns.touchHotAt(a);
-    }
-    this.sink ^= sink;
+    this.sink ^= conns.touchHomes(homes, n);
   }
 
   /** Forwards frame i if it is an eligible established packet; returns its reason, or -1. */
