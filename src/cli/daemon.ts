@@ -95,10 +95,9 @@ export default async function daemonMain(args: string[]): Promise<number> {
   }
   let capacity = DEFAULT_CAPACITY;
   if (values.capacity !== undefined) {
-    if (!/^[0-9]+$/.test(values.capacity) || Number(values.capacity) < 1 || Number(values.capacity) > MAX_CAPACITY) {
-      return usageError(`--capacity must be an integer from 1 to ${MAX_CAPACITY}`);
-    }
-    capacity = Number(values.capacity);
+    const n = intOption(values.capacity, 'capacity', 1, MAX_CAPACITY);
+    if (typeof n === 'string') return usageError(n);
+    capacity = n;
   }
   let groupGid: number | null = null;
   if (values.group !== undefined) {

@@ -18,7 +18,38 @@
  * sends would come back to it and be forwarded again.
  */
 import koffi from 'koffi';
-import { SOL_SOCKET, check, libc } from './afpacket-libc.js';
+import {
+  PACKET_FANOUT_FLAG_DEFRAG, PACKET_FANOUT_FLAG_IGNORE_OUTGOING, PACKET_FANOUT_HASH, SOL_SOCKET, check, libc,
+} from './afpacket-libc.js';
+
+/** One receive socket of a backend: which interface (index into its list) and what it reads. */
+export interface RxRole {
+  iface: number;
+  /** true: the socket outside the fanout group that reads ARP/ND (attachFanoutFilter). */
+  neighbour: boolean;
+}
+
+/**
+ * The receive sockets a backend opens on `n` interfaces: one per interface, and with fanout
+ * one more per interface for the neighbour traffic (the group's sockets come first).
+ */
+export function rxRoles(n: number, fanout: boolean): RxRole[] {
+  const roles: RxRole[] = [];
+  for (let k = 0; k < n; k++) roles.push({ iface: k, neighbour: false });
+  if (fanout) for (let k = 0; k < n; k++) roles.push({ iface: k, neighbour: true });
+  return roles;
+}
+
+/**
+ * The PACKET_FANOUT option word for interface `iface`: hash mode with defrag; a group
+ * belongs to one device, so interface k joins group `group + k`; and a member is fed by the
+ * group's hook, which ignores the socket's PACKET_IGNORE_OUTGOING, so the group itself must
+ * ignore outgoing frames (else every frame a member sends comes back to be forwarded again).
+ */
+export function fanoutJoinValue(group: number, iface: number, ignoreOutgoing: boolean): number {
+  const flags = PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG | (ignoreOutgoing ? PACKET_FANOUT_FLAG_IGNORE_OUTGOING : 0);
+  return ((group + iface) & 0xffff) | (flags << 16);
+}
 
 export const SO_ATTACH_FILTER = 26;
 

@@ -52,7 +52,7 @@ import koffi from 'koffi';
 import {
   AF_PACKET, SOCK_RAW, SOCK_NONBLOCK, SOCK_CLOEXEC, ETH_P_ALL, SOL_SOCKET, SO_SNDBUF, SO_SNDBUFFORCE, SOL_PACKET,
   PACKET_IGNORE_OUTGOING, PACKET_QDISC_BYPASS, PACKET_ADD_MEMBERSHIP, PACKET_MR_PROMISC, PACKET_FANOUT,
-  PACKET_FANOUT_HASH, PACKET_FANOUT_FLAG_DEFRAG, PACKET_FANOUT_FLAG_IGNORE_OUTGOING, PACKET_STATISTICS, PACKET_OUTGOING,
+  PACKET_STATISTICS, PACKET_OUTGOING,
   PACKET_VERSION, PACKET_RESERVE,
   PACKET_RX_RING, PACKET_TX_RING, PACKET_LOSS, TPACKET_V2, TPACKET_V3, TP_STATUS_USER, TP_STATUS_KERNEL, TP_STATUS_AVAILABLE,
   TP_STATUS_SEND_REQUEST, TP_STATUS_SENDING, TP_STATUS_WRONG_FORMAT, TP_STATUS_CSUMNOTREADY, TP_STATUS_CSUM_VALID,
@@ -66,7 +66,7 @@ import {
   V_DROP, V_FORWARD, V_REPLY, type PacketIo,
 } from './batch.js';
 import { AfPacketIo, type AfPacketStats } from './afpacket.js';
-import { attachFanoutFilter } from './afpacket-fanout.js';
+import { attachFanoutFilter, fanoutJoinValue, rxRoles } from './afpacket-fanout.js';
 
 export interface AfPacketRingOptions {
   /** Open the sockets inside this network namespace (name under /var/run/netns, or a path). */
@@ -275,12 +275,11 @@ export class AfPacketRingIo implements PacketIo {
     let size = roundUp(this.arenaSlots * SLOT_SIZE, PAGE);
     // Rx rings: one per interface, and with fanout one more (small, V2) for the neighbour traffic (afpacket-fanout.ts).
     const fanout = opts.fanoutGroup !== undefined;
-    const roles: Array<[number, boolean]> = names.map((_, k) => [k, false]);
-    if (fanout) for (let k = 0; k < names.length; k++) roles.push([k, true]);
+    const roles = rxRoles(names.length, fanout);
     const nbBytes = 2 * v2Block;
     const rxOff: number[] = [];
     if (!opts.txOnly) {
-      for (const [, neighbour] of roles) {
+      for (const { neighbour } of roles) {
         rxOff.push(size);
         size += neighbour ? nbBytes : rxBytes;
       }
@@ -360,8 +359,8 @@ export class AfPacketRingIo implements PacketIo {
       }
       if (!opts.txOnly) {
         for (let r = 0; r < roles.length; r++) {
-          const [k, neighbour] = roles[r]!;
-          const info = this.interfaces[k]!;
+          const { iface, neighbour } = roles[r]!;
+          const info = this.interfaces[iface]!;
           const ringV3 = v3 && !neighbour;
           const bytes = neighbour ? nbBytes : rxBytes;
           const fd = check(c.socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), 'socket(AF_PACKET)');
@@ -384,10 +383,7 @@ export class AfPacketRingIo implements PacketIo {
           }
           bindTo(fd, ETH_P_ALL, info.index, `bind(${info.name})`);
           if (fanout && !neighbour) {
-            // A group belongs to one device: interface k joins group fanoutGroup + k; the group, not the socket,
-            // ignores outgoing frames (see afpacket.ts).
-            const flags = PACKET_FANOUT_FLAG_DEFRAG | ((opts.ignoreOutgoing ?? true) ? PACKET_FANOUT_FLAG_IGNORE_OUTGOING : 0);
-            setInt(fd, SOL_PACKET, PACKET_FANOUT, ((opts.fanoutGroup! + k) & 0xffff) | ((PACKET_FANOUT_HASH | flags) << 16),
+            setInt(fd, SOL_PACKET, PACKET_FANOUT, fanoutJoinValue(opts.fanoutGroup!, iface, opts.ignoreOutgoing ?? true),
               'setsockopt(PACKET_FANOUT)');
           }
           // V2 slots never straddle blocks (the slot size divides the block size), so slot i is at off + i * v2Frame.

@@ -42,15 +42,14 @@ import {
   AF_PACKET, SOCK_RAW, SOCK_NONBLOCK, SOCK_CLOEXEC, ETH_P_ALL, SOL_SOCKET, SO_RCVBUF, SO_RCVBUFFORCE, SO_SNDBUF,
   SO_SNDBUFFORCE, SOL_PACKET, PACKET_AUXDATA, PACKET_IGNORE_OUTGOING, PACKET_QDISC_BYPASS, PACKET_ADD_MEMBERSHIP,
   PACKET_VNET_HDR, VNET_HDR_LEN, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_F_DATA_VALID,
-  PACKET_MR_PROMISC, PACKET_FANOUT, PACKET_FANOUT_HASH, PACKET_FANOUT_FLAG_DEFRAG, PACKET_FANOUT_FLAG_IGNORE_OUTGOING,
-  PACKET_STATISTICS, PACKET_OUTGOING,
+  PACKET_MR_PROMISC, PACKET_FANOUT, PACKET_STATISTICS, PACKET_OUTGOING,
   TP_STATUS_CSUMNOTREADY, TP_STATUS_CSUM_VALID, TP_STATUS_VLAN_VALID, TP_STATUS_VLAN_TPID_VALID, MSG_DONTWAIT,
   MSG_TRUNC, MMSGHDR_SIZE, MSG_NAME, MSG_NAMELEN, MSG_IOV, MSG_IOVLEN, MSG_CONTROL, MSG_CONTROLLEN, MSG_FLAGS,
   MMSG_LEN, IOVEC_SIZE, SOCKADDR_LL_SIZE, CONTROL_SPACE, CMSG_HDR, POLLIN, POLLFD_SIZE, EAGAIN, EINTR,
   check, errno, libc, put64, withNetns,
 } from './afpacket-libc.js';
 import { interfaceInfo, type InterfaceInfo } from './afpacket-netdev.js';
-import { attachFanoutFilter } from './afpacket-fanout.js';
+import { attachFanoutFilter, fanoutJoinValue, rxRoles } from './afpacket-fanout.js';
 import {
   FrameBatch, HEADROOM, VNET_SLOT_SIZE, FRAME_CSUM_NOT_READY, FRAME_CSUM_VALID, FRAME_OUTGOING, FRAME_GSO,
   FRAME_SEGMENTED, GSO_UDP_L4, SEG_GAP, V_DROP, V_FORWARD, V_REPLY, type PacketIo,
@@ -241,10 +240,9 @@ export class AfPacketIo implements PacketIo {
       if (opts.qdiscBypass ?? !vnet) setIntOpt(txFd, SOL_PACKET, PACKET_QDISC_BYPASS, 1, this.tx, 'setsockopt(PACKET_QDISC_BYPASS)');
       const fanout = opts.fanoutGroup !== undefined;
       // With fanout, a second socket per interface, outside the group, reads the neighbour traffic (afpacket-fanout.ts).
-      const roles: Array<[InterfaceInfo, boolean]> = this.interfaces.map((i) => [i, false]);
-      if (fanout) for (const i of this.interfaces) roles.push([i, true]);
       if (!opts.txOnly) {
-        for (const [k, [info, neighbour]] of roles.entries()) {
+        for (const { iface, neighbour } of rxRoles(this.interfaces.length, fanout)) {
+          const info = this.interfaces[iface]!;
           const fd = check(c.socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), 'socket(AF_PACKET)');
           created.push(fd);
           const s = newSockState(fd, info.index, this.batchSize, true);
@@ -273,12 +271,8 @@ export class AfPacketIo implements PacketIo {
           s.u32[(sc + 4) >>> 2] = info.index;
           check(c.bind(fd, s.addr + sc, SOCKADDR_LL_SIZE), `bind(${info.name})`);
           if (fanout && !neighbour) {
-            // A group belongs to one device: interface k joins group fanoutGroup + k. A member is fed by the
-            // group's hook, which ignores the socket's PACKET_IGNORE_OUTGOING: the group must ignore them itself
-            // (or every frame we send would come back to be forwarded again).
-            const flags = PACKET_FANOUT_FLAG_DEFRAG | ((opts.ignoreOutgoing ?? true) ? PACKET_FANOUT_FLAG_IGNORE_OUTGOING : 0);
-            const v = ((opts.fanoutGroup! + k) & 0xffff) | ((PACKET_FANOUT_HASH | flags) << 16);
-            setIntOpt(fd, SOL_PACKET, PACKET_FANOUT, v, s, 'setsockopt(PACKET_FANOUT)');
+            setIntOpt(fd, SOL_PACKET, PACKET_FANOUT, fanoutJoinValue(opts.fanoutGroup!, iface, opts.ignoreOutgoing ?? true), s,
+              'setsockopt(PACKET_FANOUT)');
           }
           this.rx.push(s);
         }
