@@ -396,16 +396,19 @@ export class Engine {
     let partial = false;
     if (batch.flags[i]! & FRAME_CSUM_NOT_READY) {
       if (method === FWD_TUNNEL) {
-        // The outer packet leaves complete: the tunnel transmitter finishes a GSO frame's
-        // checksums segment by segment (xmit/gso.ts); any other frame's is completed here.
-        if ((batch.flags[i]! & FRAME_GSO) === 0) this.completePartial(batch, i);
+        // The tunnel transmitter decides (xmit/tunnel.ts): a partial TCP/UDP checksum stays
+        // partial when the backend finishes it and no outer checksum covers it, or is described
+        // in GUE's remote checksum option, else it is completed there; a GSO frame's segments
+        // are handled segment by segment (xmit/gso.ts). Anything else is completed here.
+        partial = this.partialAtL4(batch, i);
+        if (!partial && (batch.flags[i]! & FRAME_GSO) === 0) this.completePartial(batch, i);
       } else {
         partial = this.keepsPartial(batch, i);
         if (!partial && !this.completePartial(batch, i)) { batch.verdict[i] = V_DROP; return R.R_CANNOT_REWRITE; }
       }
     }
     if (method === FWD_MASQ) return this.xm.natIn(batch, i, id, dest, info, partial);
-    if (method === FWD_TUNNEL && dest !== undefined) return this.xm.tunnel(batch, i, id, dest, info);
+    if (method === FWD_TUNNEL && dest !== undefined) return this.xm.tunnel(batch, i, id, dest, info, partial);
     if (method === CONN_F_BYPASS) return this.xm.bypass(batch, i, info);
     // FWD_DROUTE (and LOCALNODE, which current kernels never set): MAC rewrite only.
     void FWD_DROUTE;
@@ -423,7 +426,11 @@ export class Engine {
    * (SCTP's CRC32c, an encapsulated checksum, no offload after us) is completed here.
    */
   private keepsPartial(batch: FrameBatch, i: number): boolean {
-    if (!batch.txOffload) return false;
+    return batch.txOffload && this.partialAtL4(batch, i);
+  }
+
+  /** Frame i's partial checksum is the TCP or UDP checksum of the parsed transport header. */
+  private partialAtL4(batch: FrameBatch, i: number): boolean {
     const info = this.info;
     if (info.l4Off < 0 || info.isLaterFrag) return false;
     const co = info.proto === PROTO_TCP ? 16 : info.proto === PROTO_UDP ? 6 : -1;

@@ -19,7 +19,7 @@ import { tunnelXmitGso } from '../xmit/gso.js';
 import {
   IcmpErrorBuilder, xmitIcmpNatIn, xmitIcmpNatOut, ICMPERR_FRAG_NEEDED, ICMPERR_PORT_UNREACH, ICMPERR_TIME_EXCEEDED,
 } from '../xmit/icmp.js';
-import type { Dest } from '../svc/types.js';
+import { PROTO_TCP, type Dest } from '../svc/types.js';
 import { ADDR_C, ADDR_D, ADDR_V } from '../conn/table.js';
 import type { Engine } from './engine.js';
 import * as R from './reasons.js';
@@ -171,7 +171,11 @@ export class Xmit {
     return this.finish(batch, i, info, rc, R.R_BYPASS, true);
   }
 
-  tunnel(batch: FrameBatch, i: number, _id: number, dest: Dest, info: PacketInfo): number {
+  /**
+   * `partial`: the frame's checksum is a partial TCP/UDP sum at its transport header (engine
+   * partialAtL4); it may leave partial when the batch's backend finishes it (batch.txOffload).
+   */
+  tunnel(batch: FrameBatch, i: number, _id: number, dest: Dest, info: PacketInfo, partial = false): number {
     let tgt = dest.id < this.tunTargets.length ? this.tunTargets[dest.id] : undefined;
     if (tgt === undefined) {
       // The outer IPv6 header needs a source address (the kernel's route lookup fails without one).
@@ -188,16 +192,25 @@ export class Xmit {
     tgt.vlanTci = info.vlanTci;
     const relayed = info.icmpType >= 0 && info.innerL3Off >= 0;
     const fl = batch.flags[i]!;
+    const res = this.res;
     let rc: number;
     if ((fl & FRAME_GSO) !== 0 && !relayed) {
       // No virtio_net_hdr GSO type describes a tunnelled super-frame: cut it here (xmit/gso.ts).
       rc = tunnelXmitGso(batch.buf, info, tgt, this.tun, batch.gsoType[i]!, batch.gsoSize[i]!,
-        batch.slotBase(i) + batch.slotSize, this.res);
-      // Whatever leaves now is complete: nothing for the kernel to finish.
-      batch.flags[i] = fl & ~(FRAME_GSO | FRAME_CSUM_NOT_READY);
+        batch.slotBase(i) + batch.slotSize, res, batch.txOffload);
     } else {
-      rc = this.tun.xmit(batch.buf, info, tgt, false, relayed, this.res);
+      rc = this.tun.xmit(batch.buf, info, tgt, partial && !relayed, relayed, res, batch.txOffload);
     }
+    // Nothing is left for the kernel to segment; a checksum is left for it to finish only where
+    // the transmitter says so (res.csumStart, the same for every segment).
+    let f = fl & ~(FRAME_GSO | FRAME_CSUM_NOT_READY);
+    if (rc === XMIT_OK && res.csumStart >= 0) {
+      f |= FRAME_CSUM_NOT_READY;
+      batch.csumStart[i] = res.csumStart;
+      batch.csumOffset[i] = info.proto === PROTO_TCP ? 16 : 6;
+    }
+    res.csumStart = -1;
+    batch.flags[i] = f;
     return this.finish(batch, i, info, rc, relayed ? R.R_FWD_ICMP_IN : R.R_FWD_TUN, true, R.R_NO_HEADROOM);
   }
 

@@ -107,6 +107,8 @@ export const IFF_PROMISC = 0x100;
 export const IFF_TUN = 0x0001;
 export const IFF_TAP = 0x0002;
 export const IFF_NO_PI = 0x1000;
+/** TUN/TAP: every packet read or written is preceded by a virtio_net_hdr (checksum and GSO offload). */
+export const IFF_VNET_HDR = 0x4000;
 export const IFNAMSIZ = 16;
 
 // --- struct layouts (LP64) ---

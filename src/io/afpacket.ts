@@ -482,8 +482,9 @@ export class AfPacketIo implements PacketIo {
   /**
    * send() with PACKET_VNET_HDR: every message is the frame's virtio_net_hdr, written into the
    * VNET_HDR_LEN bytes in front of the frame, then the frame, as one iovec. A FRAME_SEGMENTED
-   * frame goes out as its segments, in order, each a complete frame (the SEG_GAP bytes between
-   * them take their headers).
+   * frame goes out as its segments, in order (the SEG_GAP bytes between them take their
+   * headers), each a frame of its own; never FRAME_GSO, but its segments' checksums may be
+   * partial (FRAME_CSUM_NOT_READY, csumStart relative to each segment).
    */
   private sendVnet(batch: FrameBatch): number {
     const bufAddr = addrOf(batch.buf);
@@ -507,7 +508,7 @@ export class AfPacketIo implements PacketIo {
       for (let k = 0; k < nseg; k++) {
         const o = off + k * stride;
         const h = o - VNET_HDR_LEN;
-        if (nseg > 1 || (fl & (FRAME_CSUM_NOT_READY | FRAME_GSO)) === 0) {
+        if ((fl & (FRAME_CSUM_NOT_READY | FRAME_GSO)) === 0) {
           // A complete frame: no offload asked for.
           buf[h] = 0; buf[h + 1] = 0; buf[h + 2] = 0; buf[h + 3] = 0; buf[h + 4] = 0;
           buf[h + 5] = 0; buf[h + 6] = 0; buf[h + 7] = 0; buf[h + 8] = 0; buf[h + 9] = 0;

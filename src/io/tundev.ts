@@ -6,12 +6,15 @@
  *
  * The device lives as long as the file descriptor (not persistent) and is created in
  * the caller's network namespace (or `netns`, via setns for the duration of the open).
- * A packet written here gets CHECKSUM_NONE: its L4 checksum must be complete.
+ * A packet written here gets CHECKSUM_NONE: its L4 checksum must be complete, unless the device
+ * is opened with `vnetHdr`: then every packet written is preceded by a virtio_net_hdr
+ * (VNET_HDR_LEN bytes), which may leave the checksum partial and describe a GSO super-frame
+ * (the local stack takes it whole, as it takes a GRO-merged packet).
  */
 import koffi from 'koffi';
 import { openSync, closeSync, constants as fsc } from 'node:fs';
 import {
-  IFF_NO_PI, IFF_TAP, IFF_TUN, IFREQ_SIZE, TUNSETIFF, EAGAIN, check, errno, libc, putIfName, withNetns,
+  IFF_NO_PI, IFF_TAP, IFF_TUN, IFF_VNET_HDR, IFREQ_SIZE, TUNSETIFF, EAGAIN, check, errno, libc, putIfName, withNetns,
 } from './afpacket-libc.js';
 import { interfaceInfo, setInterfaceUp } from './afpacket-netdev.js';
 
@@ -21,6 +24,8 @@ export interface TunOptions {
   tap?: boolean;
   /** Bring the device up (default true). */
   up?: boolean;
+  /** IFF_VNET_HDR: packets carry a virtio_net_hdr in front (default false). */
+  vnetHdr?: boolean;
 }
 
 const addrCache = new WeakMap<Uint8Array, number>();
@@ -42,7 +47,11 @@ export class TunDevice {
   lastErrno = 0;
   private closed = false;
 
-  private constructor(readonly fd: number, readonly name: string, readonly ifindex: number) {}
+  private constructor(
+    readonly fd: number, readonly name: string, readonly ifindex: number,
+    /** Opened with IFF_VNET_HDR (TunOptions.vnetHdr). */
+    readonly vnetHdr: boolean,
+  ) {}
 
   /** Creates (or attaches to) TUN device `name` ("" lets the kernel pick tunN). */
   static open(name: string, opts: TunOptions = {}): TunDevice {
@@ -52,7 +61,7 @@ export class TunDevice {
       try {
         const req = new Uint8Array(new ArrayBuffer(IFREQ_SIZE));
         if (name) putIfName(req, 0, name);
-        const flags = (opts.tap ? IFF_TAP : IFF_TUN) | IFF_NO_PI;
+        const flags = (opts.tap ? IFF_TAP : IFF_TUN) | IFF_NO_PI | (opts.vnetHdr ? IFF_VNET_HDR : 0);
         req[16] = flags & 0xff;
         req[17] = flags >>> 8;
         check(libc().ioctl(fd, TUNSETIFF, addrOf(req)), `TUNSETIFF(${name || 'tun%d'})`);
@@ -60,7 +69,7 @@ export class TunDevice {
         while (end < 16 && req[end] !== 0) end++;
         const actual = String.fromCharCode(...req.subarray(0, end));
         if (opts.up ?? true) setInterfaceUp(actual, true);
-        return new TunDevice(fd, actual, interfaceInfo(actual).index);
+        return new TunDevice(fd, actual, interfaceInfo(actual).index, opts.vnetHdr ?? false);
       } catch (e) {
         closeSync(fd);
         throw e;

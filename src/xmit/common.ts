@@ -38,6 +38,12 @@ export class XmitResult {
    */
   segs = 0;
   stride = 0;
+  /**
+   * >= 0 only when a tunnel transmitter left the inner TCP/UDP checksum partial for the backend's
+   * checksum offload to finish (virtio_net_hdr NEEDS_CSUM): where the checksummed range starts,
+   * relative to the start of the frame (of every segment, when `segs` > 1). The reader resets it to -1.
+   */
+  csumStart = -1;
 }
 
 /**

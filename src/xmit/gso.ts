@@ -18,13 +18,14 @@
  *
  * Per segment (the kernel's rules): IPv4 total length, ID + k, header checksum; IPv6 payload
  * length; TCP sequence number + k * gso_size, FIN and PSH only on the last segment, CWR only on
- * the first; UDP length; the transport checksum computed in full (the outer packet is complete,
- * nothing is left to offload). No allocation.
+ * the first; UDP length; the transport checksum computed in full, or left partial when the
+ * backend finishes it (see tunnelXmitGso). No allocation.
  */
 import type { PacketInfo } from '../packet/info.js';
-import { setIpv4HeaderChecksum, setL4Checksum } from '../packet/checksum.js';
+import { csumFold, pseudoSumAt, setIpv4HeaderChecksum, setL4Checksum } from '../packet/checksum.js';
+import { wr16 } from '../packet/bytes.js';
 import { GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4, SEG_GAP } from '../io/batch.js';
-import { type TunnelEncap, type TunnelTarget, encapHeaderLen, tunnelMtu } from './tunnel.js';
+import { type TunnelEncap, type TunnelTarget, encapHeaderLen, innerPartialMayStay, tunnelMtu } from './tunnel.js';
 import {
   MTU_DROP, MTU_ICMP, XMIT_DROP, XMIT_ERROR, XMIT_FRAG_NEEDED, XMIT_FRAGMENT, XMIT_OK, XMIT_TTL_EXCEEDED,
   decTtl, mtuCheck, type XmitResult,
@@ -58,18 +59,23 @@ export function gsoL4HeaderLen(buf: Uint8Array, info: PacketInfo, gsoType: numbe
  * The tunnel transmitter for a GSO super-frame (TunnelEncap.xmit's steps, per segment): TTL
  * decrement, tunnel MTU and the MTU check on the segment length, segmentation and encapsulation.
  * Whether the transport checksum was partial or not does not matter: it is computed anew for
- * every segment. The frame may grow up to `slotEnd` (exclusive). On XMIT_OK, res.off/len span
- * all segments and res.segs / res.stride say how to send them; `info` then describes segment
- * 0's inner packet. A frame that holds one segment only is sent as an ordinary packet.
+ * every segment, or with `offload` (the backend finishes partial checksums) left partial for it
+ * to finish, as the kernel leaves the segments of a CHECKSUM_PARTIAL skb: summing 1,400 payload
+ * bytes per segment in JavaScript is most of what segmentation costs. The frame may grow up to
+ * `slotEnd` (exclusive). On XMIT_OK, res.off/len span all segments and res.segs / res.stride
+ * say how to send them, and res.csumStart >= 0 when the segments' checksums are partial; `info`
+ * then describes segment 0's inner packet. A frame that holds one segment only is sent as an
+ * ordinary packet.
  */
 export function tunnelXmitGso(
   buf: Uint8Array, info: PacketInfo, tgt: TunnelTarget, tun: TunnelEncap,
-  gsoType: number, gsoSize: number, slotEnd: number, res: XmitResult,
+  gsoType: number, gsoSize: number, slotEnd: number, res: XmitResult, offload = false,
 ): number {
   res.off = info.frameOff;
   res.len = info.frameLen;
   res.mtu = 0;
   res.segs = 0;
+  res.csumStart = -1;
   const thl = gsoL4HeaderLen(buf, info, gsoType);
   if (thl < 0 || gsoSize === 0) return XMIT_ERROR;
   const l3 = info.l3Off;
@@ -111,6 +117,8 @@ export function tunnelXmitGso(
   const id0 = af === 4 ? (buf[l3 + 4]! << 8) | buf[l3 + 5]! : 0;
   const seq0 = proto === TCP ? ((buf[l4 + 4]! << 24) | (buf[l4 + 5]! << 16) | (buf[l4 + 6]! << 8) | buf[l4 + 7]!) >>> 0 : 0;
   const flags0 = proto === TCP ? buf[l4 + 13]! : 0;
+  const partial = offload && innerPartialMayStay(info, tgt);
+  const csumAt = proto === TCP ? 16 : 6;
   for (let k = n - 1; k >= 0; k--) {
     const l3k = e0 + k * stride + pre;
     const l4k = l3k + l4rel;
@@ -142,7 +150,9 @@ export function tunnelXmitGso(
       const ulen = thl + pay;
       buf[l4k + 4] = ulen >>> 8; buf[l4k + 5] = ulen & 0xff;
     }
-    setL4Checksum(buf, af, l3k, proto, l4k, thl + pay);
+    // Partial: the folded pseudo-header sum, what the sender's stack leaves for the NIC.
+    if (partial) wr16(buf, l4k + csumAt, csumFold(pseudoSumAt(buf, af, l3k, proto, thl + pay)));
+    else setL4Checksum(buf, af, l3k, proto, l4k, thl + pay);
     info.l3Off = l3k;
     info.ipLen = segIp;
     info.l4Off = l4k;
@@ -155,5 +165,6 @@ export function tunnelXmitGso(
   res.len = end - e0;
   res.segs = n;
   res.stride = stride;
+  res.csumStart = partial ? pre + l4rel : -1;
   return XMIT_OK;
 }

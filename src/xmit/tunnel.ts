@@ -79,6 +79,23 @@ export function ecnEncapsulate(ds: number): number {
   return (ds & 3) === 3 ? (ds & 0xfc) | 2 : ds;
 }
 
+/**
+ * The outer header carries a checksum over the inner packet (GRE or GUE with --tun-csum): the
+ * inner packet must be complete before that sum is taken.
+ */
+export function outerSumsInner(tgt: TunnelTarget): boolean {
+  return (tgt.type === TUN_GRE || tgt.type === TUN_GUE) && (tgt.flags & TUN_F_CSUM) !== 0;
+}
+
+/**
+ * A partial inner checksum may leave partial, for the backend's checksum offload (virtio_net_hdr
+ * NEEDS_CSUM, csum_start at the inner transport header) to finish: TCP or UDP (a CRC32c cannot
+ * be described that way), and no outer checksum that would have to cover the finished value.
+ */
+export function innerPartialMayStay(info: PacketInfo, tgt: TunnelTarget): boolean {
+  return info.l4Off >= 0 && (info.proto === 6 || info.proto === 17) && !outerSumsInner(tgt);
+}
+
 /** GUE remote checksum offload applies: --tun-remcsum and a partial TCP/UDP/SCTP checksum to describe. */
 function useRemcsum(info: PacketInfo, tgt: TunnelTarget, partial: boolean): boolean {
   return partial && tgt.type === TUN_GUE && (tgt.flags & TUN_F_REMCSUM) !== 0 &&
@@ -146,15 +163,18 @@ export class TunnelEncap {
    * Wraps the (already TTL-decremented) IP packet described by `info` for `tgt`. `partial`: its
    * L4 checksum is CHECKSUM_PARTIAL — kept partial and described in the GUE remote-checksum
    * option when the target uses --tun-remcsum (GUE), completed here otherwise (no offload after
-   * us). Writes the new frame position to res.off/res.len and returns XMIT_OK, or XMIT_ERROR when
-   * the headroom is too small. `info` keeps describing the inner packet.
+   * us) unless `offload` says the backend finishes partial checksums (then res.csumStart tells
+   * where it starts, see innerPartialMayStay). Writes the new frame position to res.off/res.len
+   * and returns XMIT_OK, or XMIT_ERROR when the headroom is too small. `info` keeps describing the
+   * inner packet.
    */
-  encap(buf: Uint8Array, info: PacketInfo, tgt: TunnelTarget, partial: boolean, res: XmitResult): number {
+  encap(buf: Uint8Array, info: PacketInfo, tgt: TunnelTarget, partial: boolean, res: XmitResult, offload = false): number {
     const l3 = info.l3Off;
     const innerLen = info.ipLen;
     const innerAf = info.af;
     const remcsum = useRemcsum(info, tgt, partial);
-    if (partial && !remcsum) completePartialChecksum(buf, info);
+    const stays = partial && !remcsum && offload && innerPartialMayStay(info, tgt);
+    if (partial && !remcsum && !stays) completePartialChecksum(buf, info);
     const encLen = encapHeaderLen(tgt, remcsum);
     const outerLen = tgt.af === 4 ? 20 : 40;
     const outer = l3 - encLen - outerLen;
@@ -240,6 +260,7 @@ export class TunnelEncap {
     writeEthHeader(buf, outer, tgt.l2, tgt.vlanTci, tgt.af === 4 ? 0x0800 : 0x86dd);
     res.off = ethStart;
     res.len = l3 + innerLen - ethStart;
+    res.csumStart = stays ? info.l4Off - ethStart : -1;
     return XMIT_OK;
   }
 
@@ -249,10 +270,14 @@ export class TunnelEncap {
    * error relayed to a TUN conn), encapsulation. Returns XMIT_FRAGMENT (res.mtu = route MTU)
    * when the outer packet is longer than the route MTU and must be fragmented.
    */
-  xmit(buf: Uint8Array, info: PacketInfo, tgt: TunnelTarget, partial: boolean, relayedIcmp: boolean, res: XmitResult): number {
+  xmit(
+    buf: Uint8Array, info: PacketInfo, tgt: TunnelTarget, partial: boolean, relayedIcmp: boolean, res: XmitResult,
+    offload = false,
+  ): number {
     res.off = info.frameOff;
     res.len = info.frameLen;
     res.mtu = 0;
+    res.csumStart = -1;
     if (!decTtl(buf, info)) return XMIT_TTL_EXCEEDED;
     const mtu = tunnelMtu(tgt, useRemcsum(info, tgt, partial));
     if (mtu < 0) return XMIT_DROP;
@@ -260,10 +285,13 @@ export class TunnelEncap {
     const m = mtuCheck(info, mtu, relayedIcmp, !this.pmtuDisc);
     if (m === MTU_ICMP) return XMIT_FRAG_NEEDED;
     if (m === MTU_DROP) return XMIT_DROP;
-    const r = this.encap(buf, info, tgt, partial, res);
+    const r = this.encap(buf, info, tgt, partial, res, offload);
     if (r !== XMIT_OK) return r;
     const outerIpLen = res.len - (tgt.vlanTci >= 0 ? 18 : 14);
     if (outerIpLen > tgt.routeMtu) {
+      // Fragments carry no offload: the inner checksum is finished before the packet is cut.
+      if (res.csumStart >= 0) completePartialChecksum(buf, info);
+      res.csumStart = -1;
       res.mtu = tgt.routeMtu;
       return XMIT_FRAGMENT;
     }

@@ -339,8 +339,18 @@ t.test('DR passes a super-frame whole (MACs and TTL only), still partial', async
   t.equal(hex(o.frame), hex(want), 'only the MACs and the TTL changed');
 });
 
-for (const [name, rule] of [['IPIP', '-i'], ['GUE', '-i --tun-type gue --tun-port 6080 --tun-nocsum'], ['GRE with checksum', '-i --tun-type gre --tun-csum']] as const) {
-  t.test(`TUN (${name}) cuts a super-frame into encapsulated segments, each complete and within the MTU`, async (t) => {
+/** skb_checksum_help on a frame the backend sends with NEEDS_CSUM: ~sum from csumStart to the end, stored at csumStart + csumOffset. */
+function finishAt(frame: Uint8Array, csumStart: number, csumOffset: number): void {
+  wr16(frame, csumStart + csumOffset, ~sum16(frame, csumStart, frame.length) & 0xffff);
+}
+
+const tunCases = [
+  // [name, rule, the segments leave with their inner checksum partial (no outer checksum covers it)]
+  ['IPIP', '-i', true], ['GUE', '-i --tun-type gue --tun-port 6080 --tun-nocsum', true],
+  ['GRE with checksum', '-i --tun-type gre --tun-csum', false],
+] as const;
+for (const [name, rule, stays] of tunCases) {
+  t.test(`TUN (${name}) cuts a super-frame into encapsulated segments within the MTU, ${stays ? 'inner checksums partial for the kernel' : 'complete'}`, async (t) => {
     const td = new OffloadDirector(true);
     await td.rules(`-A -t ${VIP}:80 -s rr\n-a -t ${VIP}:80 -r ${RS}:80 ${rule}\n`);
     td.run(buildTcp(fromClient({ sport: 40020, dport: 80, flags: SYN, seq: 1 })), 0);
@@ -349,9 +359,17 @@ for (const [name, rule] of [['IPIP', '-i'], ['GUE', '-i --tun-type gue --tun-por
     const f = buildTcp(fromClient({ sport: 40020, dport: 80, flags: ACK | PSH | FIN, seq: 100, ack: 9, ipId: 0x0100, payload, l4Checksum: 'partial' }));
     const o = td.run(f, FRAME_CSUM_NOT_READY | FRAME_GSO, GSO_TCPV4, mss);
     t.same([o.verdict, o.reason], ['forward', 'tunnel']);
-    t.equal(o.flags & (FRAME_GSO | FRAME_CSUM_NOT_READY), 0, 'nothing left for the kernel');
     const n = Math.ceil(payload.length / mss);
     t.equal(o.segs.length, n, `${n} segments`);
+    if (stays) {
+      t.equal(o.flags & (FRAME_GSO | FRAME_CSUM_NOT_READY), FRAME_CSUM_NOT_READY, 'no GSO left; checksums left to the kernel');
+      const innerL4 = 14 + 20 + (rule === '-i' ? 0 : 12) + 20;
+      t.same([o.csumStart, o.csumOffset], [innerL4, 16], 'csum_start at the inner TCP header of every segment, tcphdr.check');
+      // What the kernel does with each NEEDS_CSUM segment on a device without checksum offload.
+      for (const seg of o.segs) finishAt(seg, o.csumStart, o.csumOffset);
+    } else {
+      t.equal(o.flags & (FRAME_GSO | FRAME_CSUM_NOT_READY), 0, 'nothing left for the kernel: the GRE checksum covers the inner one');
+    }
     const got: Uint8Array[] = [];
     let problems = 0;
     o.segs.forEach((s, k) => {
@@ -385,8 +403,44 @@ for (const [name, rule] of [['IPIP', '-i'], ['GUE', '-i --tun-type gue --tun-por
   });
 }
 
-t.test('TUN: a UDP GSO frame becomes UDP datagrams; a one-segment GSO frame an ordinary packet', async (t) => {
+t.test('TUN without offload after it: the segments leave complete', async (t) => {
+  const td = new OffloadDirector(false);
+  await td.rules(`-A -t ${VIP}:80 -s rr\n-a -t ${VIP}:80 -r ${RS}:80 -i\n`);
+  td.run(buildTcp(fromClient({ sport: 40021, dport: 80, flags: SYN, seq: 1 })), 0);
+  const payload = payloadOf(5000, 34);
+  const f = buildTcp(fromClient({ sport: 40021, dport: 80, flags: ACK, seq: 100, ack: 9, payload, l4Checksum: 'partial' }));
+  const o = td.run(f, FRAME_CSUM_NOT_READY | FRAME_GSO, GSO_TCPV4, 1400);
+  t.same([o.verdict, o.segs.length, o.flags & (FRAME_GSO | FRAME_CSUM_NOT_READY)], ['forward', 4, 0], 'four segments, nothing partial');
+  const ok = o.segs.every((seg) => {
+    const inner = new Uint8Array(seg.length - 20);
+    inner.set(seg.subarray(0, 14)); inner.set(seg.subarray(34), 14);
+    const ii = info(inner);
+    return l4ChecksumOk(inner, 4, 14, 6, ii.l4Off, ii.l4Len);
+  });
+  t.ok(ok, 'every inner TCP checksum is complete and right');
+});
+
+t.test('TUN with offload: a partial checksum without GSO stays partial, moved with the frame', async (t) => {
   const td = new OffloadDirector(true);
+  await td.rules(`-A -t ${VIP}:80 -s rr\n-a -t ${VIP}:80 -r ${RS}:80 -i\n`);
+  td.run(buildTcp(fromClient({ sport: 40022, dport: 80, flags: SYN, seq: 1 })), 0);
+  const payload = payloadOf(700, 35);
+  const o = td.run(buildTcp(fromClient({ sport: 40022, dport: 80, flags: ACK, seq: 2, ack: 9, payload, l4Checksum: 'partial' })), FRAME_CSUM_NOT_READY);
+  t.same([o.verdict, o.reason], ['forward', 'tunnel']);
+  t.equal(o.flags & FRAME_CSUM_NOT_READY, FRAME_CSUM_NOT_READY, 'still partial');
+  t.same([o.csumStart, o.csumOffset], [14 + 20 + 20, 16], 'csum_start now behind the outer header');
+  finishAt(o.frame, o.csumStart, o.csumOffset);
+  const inner = new Uint8Array(o.frame.length - 20);
+  inner.set(o.frame.subarray(0, 14)); inner.set(o.frame.subarray(34), 14);
+  const ii = info(inner);
+  t.ok(l4ChecksumOk(inner, 4, 14, 6, ii.l4Off, ii.l4Len), 'finished where it says, the inner checksum is right');
+  const want = buildTcp({ srcMac: CLIENT_MAC, dstMac: DIR_MAC, saddr: C, daddr: VIP, sport: 40022, dport: 80, ttl: 63, df: true,
+    flags: ACK, seq: 2, ack: 9, payload });
+  t.equal(hex(inner.subarray(14)), hex(want.subarray(14)), 'and the inner packet is the client\'s, TTL - 1');
+});
+
+t.test('TUN: a UDP GSO frame becomes UDP datagrams; a one-segment GSO frame an ordinary packet', async (t) => {
+  const td = new OffloadDirector(false);
   await td.rules(`-A -u ${VIP}:53 -s rr\n-a -u ${VIP}:53 -r ${RS}:53 -i\n-A -t ${VIP}:80 -s rr\n-a -t ${VIP}:80 -r ${RS}:80 -i\n`);
   const payload = payloadOf(4000, 44);
   const u = buildUdp(fromClient({ sport: 41000, dport: 53, ipId: 50, payload, l4Checksum: 'partial' }));

@@ -77,7 +77,7 @@ t.test('userspace tunnel decapsulation into the real server\'s stack', LAB_SKIP,
     const m = await td.waitFor(/^ready tun=(\S+) ifaces=(\S+)$/m, 15_000);
     t.equal(m[2], 'eth0', 'captures every non-loopback interface by default (here: eth0)');
     const tables = (await lab.exec('rs', 'nft', ['list', 'tables'])).stdout;
-    t.match(tables, /table inet ulvs_tundecap_\d+/, 'nftables drop table installed');
+    t.match(tables, /table netdev ulvs_tundecap_\d+/, 'nftables drop table installed (ingress of the captured interface)');
     const link = JSON.parse((await lab.ip('rs', ['-j', 'link', 'show', m[1]!])).stdout)[0];
     t.ok(link.flags.includes('UP'), `TUN device ${m[1]} is up`);
   });
