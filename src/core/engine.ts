@@ -163,16 +163,25 @@ export class Engine {
   process(batch: FrameBatch, tx: TxQueue): void {
     this.refresh();
     this.tx = tx;
-    this.fast.prepare(batch);
+    const fast = this.fast;
+    fast.prepare(batch);
+    // Readonly objects in locals: read through `this` or `batch`, V8 would reload and
+    // re-check them on every frame, after the calls of the previous one.
+    const o = this.outcome;
+    const counts = this.reasonCount;
+    const ifindex = batch.ifindex;
+    const verdicts = batch.verdict;
+    const reasons = batch.reason;
     for (let i = 0; i < batch.count; i++) {
-      const o = this.outcome;
       o.destId = -1; o.isNew = false; o.svcId = -1;
       this.txCause = i;
-      this.inIfindex = batch.ifindex[i]!;
-      const reason = this.frame(batch, i);
-      const verdict = batch.verdict[i]!;
-      batch.reason[i] = reason;
-      this.reasonCount[reason]!++;
+      this.inIfindex = ifindex[i]!;
+      // The fast path is called from here rather than from frame(): one call less per frame.
+      let reason = fast.tryForward(batch, i);
+      if (reason < 0) reason = this.frame(batch, i);
+      const verdict = verdicts[i]!;
+      reasons[i] = reason;
+      counts[reason]!++;
       this.trace(i, verdict, reason, o);
     }
     this.tx = null;
@@ -180,9 +189,8 @@ export class Engine {
 
   // ---------------------------------------------------------------- dispatch
 
+  /** The general path for a frame the fast path did not take. */
   private frame(batch: FrameBatch, i: number): number {
-    const fr = this.fast.tryForward(batch, i);
-    if (fr >= 0) return fr;
     const buf = batch.buf;
     const info = this.info;
     const rc = parseFrame(buf, batch.off[i]!, batch.len[i]!, info);

@@ -45,6 +45,8 @@ export class Xmit {
   private readonly saddr4 = new Uint32Array(4);
   // Per destination id: next-hop MAC (6 bytes each) and its state; tunnel targets.
   private destMac = new Uint8Array(0);
+  /** destMac as a DataView: the fast path copies a MAC as one 32-bit and one 16-bit word. */
+  private destMacView = new DataView(new ArrayBuffer(0));
   private destNh = new Uint8Array(0);
   private tunTargets: (TunnelSlot | undefined)[] = [];
   private cacheTable = -1;
@@ -70,6 +72,7 @@ export class Xmit {
     this.cachePmtu = e.sysctls.pmtu_disc;
     const n = Math.max(64, maxDestId + 1);
     this.destMac = new Uint8Array(n * 6);
+    this.destMacView = new DataView(this.destMac.buffer);
     this.destNh = new Uint8Array(n);
     this.tunTargets = new Array<TunnelSlot | undefined>(n);
     this.tun.pmtuDisc = this.e.sysctls.pmtu_disc !== 0;
@@ -95,25 +98,25 @@ export class Xmit {
   }
 
   /** Writes dest's next-hop MAC at out[off..off+6) from the per-dest cache (fast path). */
-  destMacInto(dest: Dest, out: Uint8Array, off: number): boolean {
+  destMacInto(dest: Dest, out: DataView, off: number): boolean {
     const id = dest.id;
-    // Already resolved: straight from the cache (what destHop would copy through l2).
+    // Already resolved: straight from the cache (what destHop would copy through l2), as one
+    // 32-bit and one 16-bit word: each byte access costs about what a word access does.
     if (id < this.destNh.length && this.destNh[id] === NH_OK) {
-      const m = this.destMac;
+      const m = this.destMacView;
       const b = id * 6;
-      out[off] = m[b]!; out[off + 1] = m[b + 1]!; out[off + 2] = m[b + 2]!;
-      out[off + 3] = m[b + 3]!; out[off + 4] = m[b + 4]!; out[off + 5] = m[b + 5]!;
+      out.setUint32(off, m.getUint32(b));
+      out.setUint16(off + 4, m.getUint16(b + 4));
       return true;
     }
     return this.destMacResolve(dest, out, off);
   }
 
   /** destMacInto's first use of a dest (and dests beyond the cache). Kept apart so destMacInto stays small. */
-  private destMacResolve(dest: Dest, out: Uint8Array, off: number): boolean {
+  private destMacResolve(dest: Dest, out: DataView, off: number): boolean {
     if (!this.destHop(dest)) return false;
     const l2 = this.l2;
-    out[off] = l2[0]!; out[off + 1] = l2[1]!; out[off + 2] = l2[2]!;
-    out[off + 3] = l2[3]!; out[off + 4] = l2[4]!; out[off + 5] = l2[5]!;
+    for (let k = 0; k < 6; k++) out.setUint8(off + k, l2[k]!);
     return true;
   }
 
