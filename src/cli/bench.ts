@@ -28,6 +28,10 @@ Options:
   --server nginx|node  the real servers' HTTP server (default nginx when installed)
   --connections N      wrk connections (default 32)
   --daemon-arg ARG     pass ARG to \`ulvs daemon\` on the ulvs paths (repeatable)
+  --dr-replies direct|director
+                       how DR and TUN replies reach the client: straight from the real
+                       servers over the client's link on their LAN, as through a router
+                       (default), or through the director's kernel (their default route)
   --smoke              1 run of 1 s per path and workload: proves the bench works, measures nothing
   -h, --help           this text
 
@@ -69,6 +73,7 @@ export default async function benchMain(args: string[]): Promise<number> {
         server: { type: 'string' },
         connections: { type: 'string' },
         'daemon-arg': { type: 'string', multiple: true },
+        'dr-replies': { type: 'string' },
         smoke: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -87,6 +92,8 @@ export default async function benchMain(args: string[]): Promise<number> {
   try {
     if (values.offload !== undefined && values.offload !== 'on' && values.offload !== 'off') throw new Error('--offload must be on or off');
     if (values.server !== undefined && values.server !== 'nginx' && values.server !== 'node') throw new Error('--server must be nginx or node');
+    const dr = values['dr-replies'];
+    if (dr !== undefined && dr !== 'direct' && dr !== 'director') throw new Error('--dr-replies must be direct or director');
     opts = {
       runs: intArg(values.runs, 'runs', 1, 15) ?? (values.smoke ? 1 : undefined),
       seconds: intArg(values.seconds, 'seconds', 1, 60) ?? (values.smoke ? 1 : undefined),
@@ -96,6 +103,7 @@ export default async function benchMain(args: string[]): Promise<number> {
       server: (values.server as 'nginx' | 'node' | undefined) ?? 'auto',
       connections: intArg(values.connections, 'connections', 1, 4000),
       daemonArgs: values['daemon-arg'] ?? [],
+      drReplies: dr,
       log: (line) => process.stderr.write(`${line}\n`),
     };
   } catch (e) {

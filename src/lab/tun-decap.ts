@@ -8,8 +8,12 @@
  *
  * The kernel sees the outer packets too (AF_PACKET taps them before IP input) and,
  * lacking a handler, would answer each with an ICMP protocol/port unreachable. An
- * nftables table (`inet ulvs_tundecap_<pid>`) drops exactly those outer packets on
- * input from the captured interfaces; it is removed on stop.
+ * nftables table (`netdev ulvs_tundecap_<pid>`) drops exactly those outer packets at the
+ * captured interfaces' ingress, after the taps and before IP input; it is removed on stop.
+ *
+ * The inner packets go to the TUN device through a TunWriter (tun-gro.ts): a partial
+ * checksum (a director with checksum offload leaves the inner one partial) stays partial,
+ * and consecutive TCP segments of a flow are merged into one super-frame, as GRO would.
  *
  * Semantics follow the kernel's tunnel receive paths: the inner packet is delivered
  * unchanged (TTL not decremented, like ip_tunnel_rcv), the GRE checksum is verified

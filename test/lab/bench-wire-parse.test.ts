@@ -4,6 +4,7 @@
  * quotes; medians and ratios; the configuration each path installs.
  */
 import t from 'tap';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { median, parseIperfTcp, parseIperfUdp, parseWrk, workloadCommand } from '../../src/lab/bench/workloads.js';
@@ -80,13 +81,16 @@ t.test('ratios: each ulvs path against each baseline, DR/TUN against NAT', async
   });
   const rep: WireReport = {
     results, ratios,
-    settings: { runs: 3, seconds: 4, offload: 'off', realServers: 'nginx', wrk: 'wrk', daemonArgs: [], paths: ['kernel-dnat', 'ulvs-nat', 'ulvs-dr'], workloads: ['http-close', 'udp-64'] },
+    settings: { runs: 3, seconds: 4, offload: 'off', realServers: 'nginx', wrk: 'wrk', daemonArgs: [], drReplies: 'straight to the client', paths: ['kernel-dnat', 'ulvs-nat', 'ulvs-dr'], workloads: ['http-close', 'udp-64'] },
     machine: { cpus: 2, cpuModel: 'cpu', kernel: 'k', node: 'v20', loadavgStart: [1], loadavgEnd: [1] },
     elapsedSeconds: 1,
   };
   const text = renderReport(rep);
   t.match(text, /^http-close\s+10,000\s+12,000\s+15,000\s+req\/s$/m);
   t.match(text, /^ulvs-nat\/kernel-dnat\s+1\.20x\s+-$/m);
+  t.match(text, /^DR\/TUN replies: straight to the client$/m, 'the report says how DR/TUN replies travel');
+  t.notMatch(renderReport({ ...rep, settings: { ...rep.settings, paths: ['kernel-dnat', 'ulvs-nat'] } }), /DR\/TUN replies/,
+    'not when no DR/TUN path ran');
 });
 
 t.test('what the paths install', async (t) => {
@@ -106,4 +110,17 @@ t.test('what the paths install', async (t) => {
     t.equal(services.length, 3, `${flag}: three services`);
   }
   t.match(ulvsRules(rs, 80, '-g'), /^-A -u 10\.0\.0\.100:5201 -s sh$/m);
+});
+
+t.test('bad options are refused before any lab is built', async (t) => {
+  const bin = fileURLToPath(new URL('../../../bin/ulvs.js', import.meta.url));
+  for (const [args, msg] of [
+    [['--dr-replies', 'router'], /--dr-replies must be direct or director/],
+    [['--offload', 'maybe'], /--offload must be on or off/],
+    [['--paths', 'ulvs-nat,nope'], /--paths: unknown 'nope'/],
+  ] as const) {
+    const r = spawnSync(process.execPath, [bin, 'bench', 'wire', ...args], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } });
+    t.equal(r.status, 2, `${args.join(' ')}: exit status 2`);
+    t.match(r.stderr, msg, `${args.join(' ')}: says why`);
+  }
 });

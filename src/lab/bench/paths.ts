@@ -15,6 +15,12 @@
  *                (the same destination list, so both land on the same server).
  * The daemon runs only for the ulvs paths: it reads every frame of d0/d1 and
  * would otherwise tax the kernel paths it is compared with.
+ *
+ * DR and TUN replies: by default (`drReplies: 'direct'`) the real servers send them straight to
+ * the client over the client's link on the server LAN (c1), as a real server does through its
+ * own router; only NAT needs the replies to come back through the director. With 'director'
+ * they take the real servers' default route, through the director's kernel (which forwards them
+ * while the daemon still reads and passes every one of them).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,10 +33,27 @@ import { IPERF_PORT, type Workload, type WorkloadTarget } from './workloads.js';
 export const PATHS = ['direct', 'kernel-dnat', 'haproxy', 'ulvs-nat', 'ulvs-dr', 'ulvs-tun'] as const;
 export type PathName = (typeof PATHS)[number];
 
+export type DrReplies = 'direct' | 'director';
+
 export interface PathContext {
   topo: LabTopology;
   /** Extra `ulvs daemon` arguments (after `--interface d0 --interface d1`). */
   daemonArgs: string[];
+  /** How DR/TUN replies reach the client (see above). */
+  drReplies: DrReplies;
+}
+
+/**
+ * Routes the client's subnet on every real server via the client's own address on the server
+ * LAN (on = true), or removes that route again.
+ */
+async function repliesDirect(topo: LabTopology, on: boolean): Promise<void> {
+  if (on && !topo.clientDirect) throw new Error('DR/TUN replies direct: the bench lab has no client link on the server LAN');
+  const subnet = `${LAB_ADDR.client.replace(/\.\d+$/, '.0')}/24`; // the client's /24
+  for (let i = 0; i < topo.rsAddrs.length; i++) {
+    const args = on ? ['route', 'replace', subnet, 'via', topo.clientDirect!] : ['route', 'del', subnet];
+    await topo.exec(`rs${i + 1}`, 'ip', args, { allowFail: !on });
+  }
 }
 
 export interface BenchPath {
@@ -180,8 +203,9 @@ function ulvsPath(name: PathName, flag: '-m' | '-g' | '-i'): BenchPath {
     unavailable: () => null,
     unsupported: () => null,
     target: vipTarget,
-    setup: async ({ topo, daemonArgs }) => {
+    setup: async ({ topo, daemonArgs, drReplies }) => {
       if (flag === '-i') await topo.startTunDecap();
+      if (flag !== '-m' && drReplies === 'direct') await repliesDirect(topo, true);
       const env: NodeJS.ProcessEnv = { ...process.env, NODE_OPTIONS: '' };
       delete env.ULVS_SOCKET;
       daemon = topo.lab.spawn('director', process.execPath,
@@ -190,9 +214,10 @@ function ulvsPath(name: PathName, flag: '-m' | '-g' | '-i'): BenchPath {
       const r = await topo.ipvsadm(['-R'], { input: ulvsRules(topo.rsAddrs, topo.httpPort, flag) });
       if (r.code !== 0) throw new Error(`ipvsadm -R failed: ${r.stderr.trim()}`);
     },
-    teardown: async ({ topo }) => {
+    teardown: async ({ topo, drReplies }) => {
       await daemon?.stop(5000);
       daemon = null;
+      if (flag !== '-m' && drReplies === 'direct') await repliesDirect(topo, false);
       if (flag === '-i') await topo.stopTunDecap();
     },
   };

@@ -12,7 +12,7 @@ import { cpus, loadavg, release } from 'node:os';
 import { buildLab, type LabTopology } from '../lab-topology.js';
 import { labSupport, type LabProcess } from '../netns.js';
 import { nginxAvailable } from '../servers.js';
-import { benchPaths, PATHS, type BenchPath, type PathName } from './paths.js';
+import { benchPaths, PATHS, type BenchPath, type DrReplies, type PathName } from './paths.js';
 import {
   IPERF_PORT, median, WORKLOAD_UNIT, WORKLOADS, workloadCommand, type Workload, type WorkloadResult,
 } from './workloads.js';
@@ -36,6 +36,8 @@ export interface WireBenchOptions {
   connections?: number;
   /** Extra `ulvs daemon` arguments for the ulvs paths. */
   daemonArgs?: string[];
+  /** How DR/TUN replies reach the client (default 'direct'; paths.ts). */
+  drReplies?: DrReplies;
   /** Stop starting new runs after this many seconds (default 570: the run stays under 10 minutes). */
   budgetSeconds?: number;
   log?: (line: string) => void;
@@ -64,6 +66,8 @@ export interface WireReport {
     realServers: string;
     wrk: string;
     daemonArgs: string[];
+    /** How DR/TUN replies reach the client. */
+    drReplies: string;
     paths: PathName[];
     workloads: Workload[];
   };
@@ -133,6 +137,7 @@ export async function runWireBench(o: WireBenchOptions = {}): Promise<WireReport
   const connections = o.connections ?? 32;
   const offload = o.offload ?? true;
   const daemonArgs = [...(o.daemonArgs ?? [])];
+  const drReplies = o.drReplies ?? 'direct';
   if (offload && !daemonArgs.includes('--vnet-hdr') && !daemonArgs.includes('--backend')) daemonArgs.unshift('--vnet-hdr');
   const budgetMs = (o.budgetSeconds ?? 570) * 1000;
   const server = o.server === 'node' ? 'node' : o.server === 'nginx' || nginxAvailable() ? 'nginx' : 'node';
@@ -165,7 +170,7 @@ export async function runWireBench(o: WireBenchOptions = {}): Promise<WireReport
         await p.waitFor(/Server listening/, 10_000);
       }
     }
-    const ctx = { topo, daemonArgs };
+    const ctx = { topo, daemonArgs, drReplies };
     let outOfTime = false;
     for (let round = 0; round < runs && !outOfTime; round++) {
       for (const name of paths) {
@@ -233,6 +238,9 @@ export async function runWireBench(o: WireBenchOptions = {}): Promise<WireReport
       realServers: server === 'nginx' ? 'nginx (Debian package), 1 worker, 2 servers' : "Node's http server, 2 servers",
       wrk: `wrk -t1 -c${connections} -d${seconds}s`,
       daemonArgs, paths, workloads,
+      drReplies: drReplies === 'direct'
+        ? "real servers -> client over the client's link on the server LAN, not through the director"
+        : "real servers -> their default route, through the director's kernel",
     },
     machine: {
       cpus: cpus().length, cpuModel: cpus()[0]?.model ?? '?', kernel: release(), node: process.version,
@@ -266,6 +274,9 @@ export function renderReport(rep: WireReport): string {
   lines.push(`machine: ${rep.machine.cpus} CPU ${rep.machine.cpuModel}, Linux ${rep.machine.kernel}, Node ${rep.machine.node}, ` +
     `load ${rep.machine.loadavgStart[0]} → ${rep.machine.loadavgEnd[0]}; ${rep.elapsedSeconds} s`);
   if (rep.settings.daemonArgs.length) lines.push(`ulvs daemon ${rep.settings.daemonArgs.join(' ')}`);
+  if (rep.settings.drReplies && rep.settings.paths.some((p) => p === 'ulvs-dr' || p === 'ulvs-tun')) {
+    lines.push(`DR/TUN replies: ${rep.settings.drReplies}`);
+  }
   lines.push('');
   lines.push(...columns([head, ...body]));
   if (ratioRows.length) {
