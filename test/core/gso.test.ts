@@ -325,13 +325,21 @@ t.test('a GSO frame whose checksum cannot stay partial is dropped, not sent wron
   t.same([o.verdict, o.reason], ['drop', 'cannot-rewrite'], 'no offload after us: a super-frame cannot be completed whole');
 });
 
+/**
+ * A director with one service forwarding by `method` (-g, -i...), a connection from client port
+ * `sport`, and `payload` sent through it as one partial-checksum GSO TCP super-frame.
+ */
+async function superFrameThrough(txOffload: boolean, method: string, sport: number, payload: Uint8Array, gsoSize: number): Promise<Out> {
+  const td = new OffloadDirector(txOffload);
+  await td.rules(`-A -t ${VIP}:80 -s rr\n-a -t ${VIP}:80 -r ${RS}:80 ${method}\n`);
+  td.run(buildTcp(fromClient({ sport, dport: 80, flags: SYN, seq: 1 })), 0);
+  const f = buildTcp(fromClient({ sport, dport: 80, flags: ACK, seq: 2, ack: 9, payload, l4Checksum: 'partial' }));
+  return td.run(f, FRAME_CSUM_NOT_READY | FRAME_GSO, GSO_TCPV4, gsoSize);
+}
+
 t.test('DR passes a super-frame whole (MACs and TTL only), still partial', async (t) => {
-  const td = new OffloadDirector(true);
-  await td.rules(`-A -t ${VIP}:80 -s rr\n-a -t ${VIP}:80 -r ${RS}:80 -g\n`);
-  td.run(buildTcp(fromClient({ sport: 40010, dport: 80, flags: SYN, seq: 1 })), 0);
   const payload = payloadOf(30000, 21);
-  const f = buildTcp(fromClient({ sport: 40010, dport: 80, flags: ACK, seq: 2, ack: 9, payload, l4Checksum: 'partial' }));
-  const o = td.run(f, FRAME_CSUM_NOT_READY | FRAME_GSO, GSO_TCPV4, 1448);
+  const o = await superFrameThrough(true, '-g', 40010, payload, 1448);
   t.same([o.verdict, o.reason], ['forward', 'dr']);
   t.equal(o.flags & (FRAME_GSO | FRAME_CSUM_NOT_READY), FRAME_GSO | FRAME_CSUM_NOT_READY);
   const want = buildTcp({ srcMac: DIR_MAC, dstMac: RS_MAC, saddr: C, daddr: VIP, sport: 40010, dport: 80, ttl: 63, df: true,
@@ -404,12 +412,7 @@ for (const [name, rule, stays] of tunCases) {
 }
 
 t.test('TUN without offload after it: the segments leave complete', async (t) => {
-  const td = new OffloadDirector(false);
-  await td.rules(`-A -t ${VIP}:80 -s rr\n-a -t ${VIP}:80 -r ${RS}:80 -i\n`);
-  td.run(buildTcp(fromClient({ sport: 40021, dport: 80, flags: SYN, seq: 1 })), 0);
-  const payload = payloadOf(5000, 34);
-  const f = buildTcp(fromClient({ sport: 40021, dport: 80, flags: ACK, seq: 100, ack: 9, payload, l4Checksum: 'partial' }));
-  const o = td.run(f, FRAME_CSUM_NOT_READY | FRAME_GSO, GSO_TCPV4, 1400);
+  const o = await superFrameThrough(false, '-i', 40021, payloadOf(5000, 34), 1400);
   t.same([o.verdict, o.segs.length, o.flags & (FRAME_GSO | FRAME_CSUM_NOT_READY)], ['forward', 4, 0], 'four segments, nothing partial');
   const ok = o.segs.every((seg) => {
     const inner = new Uint8Array(seg.length - 20);
