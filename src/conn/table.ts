@@ -28,13 +28,28 @@
  * on numbers and typed arrays only; nothing allocates.
  */
 import type { Dest } from '../svc/types.js';
-import { DEST_F_OVERLOAD } from '../svc/types.js';
-import {
-  CONN_F_FWD_MASK, CONN_F_HASHED, CONN_F_INACTIVE, CONN_F_MASQ, CONN_F_NOOUTPUT, CONN_F_NO_CPORT,
-  CONN_F_ONE_PACKET, CONN_F_SYNC, CONN_F_TEMPLATE, CTPL_S_ASSURED,
-} from './flags.js';
+import * as svcTypes from '../svc/types.js';
+import * as flagConsts from './flags.js';
 import { stateNameOf } from './names.js';
-import { CONTROL_POSTPONE, NEW_CONN_TIMEOUT, Timeouts } from './timeouts.js';
+import * as timeouts from './timeouts.js';
+import { Timeouts } from './timeouts.js';
+
+// Module-local copies of the imported constants (as in core/fastpath.ts): an imported
+// binding is a live cell that optimized code loads and checks for the hole at every use
+// (about 5 instructions; create() used nine per new connection), a local const is folded.
+const DEST_F_OVERLOAD = svcTypes.DEST_F_OVERLOAD;
+const CONN_F_FWD_MASK = flagConsts.CONN_F_FWD_MASK;
+const CONN_F_HASHED = flagConsts.CONN_F_HASHED;
+const CONN_F_INACTIVE = flagConsts.CONN_F_INACTIVE;
+const CONN_F_MASQ = flagConsts.CONN_F_MASQ;
+const CONN_F_NOOUTPUT = flagConsts.CONN_F_NOOUTPUT;
+const CONN_F_NO_CPORT = flagConsts.CONN_F_NO_CPORT;
+const CONN_F_ONE_PACKET = flagConsts.CONN_F_ONE_PACKET;
+const CONN_F_SYNC = flagConsts.CONN_F_SYNC;
+const CONN_F_TEMPLATE = flagConsts.CONN_F_TEMPLATE;
+const CTPL_S_ASSURED = flagConsts.CTPL_S_ASSURED;
+const CONTROL_POSTPONE = timeouts.CONTROL_POSTPONE;
+const NEW_CONN_TIMEOUT = timeouts.NEW_CONN_TIMEOUT;
 
 /** How the table finds the Dest object behind a dest id (also for dests in the trash). */
 export interface DestLookup {
@@ -85,6 +100,16 @@ const IN_MASK = 0xff00 | M_USED | M_TPL | M_NOCPORT | M_AF6;
 const TPL_MASK = 0xff00 | M_USED | M_TPL | M_AF6;
 /** Same client key (for newest-first ordering): protocol and family. */
 const CLIENT_MASK = 0xff00 | M_AF6;
+
+/** The R_M word of an entry with these flags, family, protocol and dport. */
+function recordMetaOf(flags: number, af: number, proto: number, dport: number): number {
+  let m = M_USED;
+  if (flags & CONN_F_TEMPLATE) m |= M_TPL;
+  if (flags & CONN_F_NO_CPORT) m |= M_NOCPORT;
+  if (af === 6) m |= M_AF6;
+  if ((flags & CONN_F_FWD_MASK) === CONN_F_MASQ) m |= M_MASQ;
+  return ((dport << 16) | (proto << 8) | m) >>> 0;
+}
 
 /** IPv6 side store entry: caddr[4], vaddr[4], daddr[4]. */
 const V6W = 12;
@@ -581,30 +606,34 @@ export class ConnTable {
   // ---------------------------------------------------------------- hash maintenance
 
   private recordMeta(id: number): number {
-    const f = this.flags[id]!;
-    let m = M_USED;
-    if (f & CONN_F_TEMPLATE) m |= M_TPL;
-    if (f & CONN_F_NO_CPORT) m |= M_NOCPORT;
-    if (this.af[id] === 6) m |= M_AF6;
-    if ((f & CONN_F_FWD_MASK) === CONN_F_MASQ) m |= M_MASQ;
-    return ((this.dport[id]! << 16) | (this.proto[id]! << 8) | m) >>> 0;
+    return recordMetaOf(this.flags[id]!, this.af[id]!, this.proto[id]!, this.dport[id]!);
   }
 
   /** ip_vs_conn_hash. Entries with the same client key are kept newest first, like hlist_add_head. */
   private hashInsert(id: number): void {
+    const af = this.af[id]!;
+    this.hashPlace(id, af, this.proto[id]!, this.caddr[id]!, this.cport[id]!, this.vaddr[id]!, this.vport[id]!,
+      this.daddr[id]!, this.recordMeta(id));
+  }
+
+  /**
+   * hashInsert with the record's words given: create() has them in registers already, and
+   * reading them back from the arrays it just wrote cost ~100 instructions a new connection.
+   * `meta` is recordMeta(id); sets CONN_F_HASHED.
+   */
+  private hashPlace(id: number, af: number, proto: number, ck: number, cport: number, vk: number, vport: number,
+    dk: number, meta: number): void {
     const s = this.slots;
     const mask = this.slotMask;
-    const ck = this.caddr[id]!;
-    const cport = this.cport[id]!;
-    const client = (this.proto[id]! << 8) | (this.af[id] === 6 ? M_AF6 : 0);
+    const client = (proto << 8) | (af === 6 ? M_AF6 : 0);
     const rec = this.carry;
     rec[R_C] = ck;
-    rec[R_V] = this.vaddr[id]!;
-    rec[R_D] = this.daddr[id]!;
-    rec[R_P] = ((cport << 16) | this.vport[id]!) >>> 0;
-    rec[R_M] = this.recordMeta(id);
+    rec[R_V] = vk;
+    rec[R_D] = dk;
+    rec[R_P] = ((cport << 16) | vport) >>> 0;
+    rec[R_M] = meta;
     rec[R_ID] = id;
-    let i = this.home(this.af[id]!, this.proto[id]!, ck, cport);
+    let i = this.home(af, proto, ck, cport);
     for (;;) {
       const b = i * REC;
       const m = s[b + R_M]!;
@@ -809,18 +838,19 @@ export class ConnTable {
       }
       if (daf === 6) { s[b + 8] = daddr[0]!; s[b + 9] = daddr[1]!; s[b + 10] = daddr[2]!; s[b + 11] = daddr[3]!; } else { s[b + 8] = daddr[0]!; s[b + 9] = 0; s[b + 10] = 0; s[b + 11] = 0; }
     }
-    if (af === 6) {
-      this.caddr[id] = this.digest6(caddr);
-      this.vaddr[id] = proto === 0 ? vaddr[0]! : this.digest6(vaddr);
-    } else {
-      this.caddr[id] = caddr[0]!;
-      this.vaddr[id] = vaddr[0]!;
-    }
-    this.daddr[id] = daf === 6 ? this.digest6(daddr) : daddr[0]!;
-    this.cport[id] = cport;
-    this.vport[id] = vport;
-    this.dport[id] = dport;
-    this.flags[id] = flags & ~CONN_F_HASHED;
+    // The keys as stored (the typed arrays' conversions), kept for the hash record below.
+    const ck = af === 6 ? this.digest6(caddr) : caddr[0]!;
+    const vk = af === 6 && proto !== 0 ? this.digest6(vaddr) : vaddr[0]!;
+    const dk = daf === 6 ? this.digest6(daddr) : daddr[0]!;
+    const cp = cport & 0xffff, vp = vport & 0xffff, dp = dport & 0xffff;
+    this.caddr[id] = ck;
+    this.vaddr[id] = vk;
+    this.daddr[id] = dk;
+    this.cport[id] = cp;
+    this.vport[id] = vp;
+    this.dport[id] = dp;
+    // The flags are written once, below, after bindDest added the dest's.
+    let f = flags & ~CONN_F_HASHED;
     this.fwmark[id] = fwmark;
     this.svcId[id] = svcId;
     this.hotI32[id * HOT + H_SVC] = svcId;
@@ -830,10 +860,14 @@ export class ConnTable {
     this.live++;
     if (flags & CONN_F_NO_CPORT) this.noCport++;
 
-    this.destId[id] = -1;
-    this.hotI32[id * HOT + H_DEST] = -1;
-    if (dest !== undefined) this.bindDest(id, dest, destId);
-    this.hot8[id * HOT_BYTES + HB_FWD] = this.flags[id]! & CONN_F_FWD_MASK;
+    if (dest !== undefined) {
+      f = this.bindDest(id, dest, destId, f);
+    } else {
+      this.destId[id] = -1;
+      this.hotI32[id * HOT + H_DEST] = -1;
+    }
+    this.flags[id] = f;
+    this.hot8[id * HOT_BYTES + HB_FWD] = f & CONN_F_FWD_MASK;
     this.hot8[id * HOT_BYTES + HB_DAF] = daf;
 
     this.hot8[id * HOT_BYTES + HB_STATE] = 0;
@@ -843,24 +877,29 @@ export class ConnTable {
     this.wheelLink(id, now + NEW_CONN_TIMEOUT);
 
     // Kernel: one-packet conns are never hashed; they live for the packet that created them.
-    if ((this.flags[id]! & CONN_F_ONE_PACKET) === 0) this.hashInsert(id);
+    if ((f & CONN_F_ONE_PACKET) === 0) {
+      const af8 = af & 0xff, proto8 = proto & 0xff;
+      this.hashPlace(id, af8, proto8, ck, cp, vk, vp, dk, recordMetaOf(f, af8, proto8, dp));
+    }
     return id;
   }
 
-  /** ip_vs_bind_dest: take the dest's forwarding flags and count the entry on it. */
-  private bindDest(id: number, dest: Dest, destId: number): void {
+  /**
+   * ip_vs_bind_dest: take the dest's forwarding flags and count the entry on it. `flags` are
+   * the entry's flags so far; returns them with the dest's, for the caller to store.
+   */
+  private bindDest(id: number, dest: Dest, destId: number, flags: number): number {
     dest.refcnt++;
     const fwd = dest.fwdMethod & CONN_F_FWD_MASK;
     // The dest's conn_flags: method | INACTIVE | NOOUTPUT unless NAT (__ip_vs_update_dest).
     let connFlags = fwd | CONN_F_INACTIVE | (fwd !== CONN_F_MASQ ? CONN_F_NOOUTPUT : 0);
-    let f = this.flags[id]!;
+    let f = flags;
     if (f & CONN_F_SYNC) {
       // A synced conn keeps its own activity flag and takes the method from the dest.
       if ((f & CONN_F_TEMPLATE) === 0) connFlags &= ~CONN_F_INACTIVE;
       f &= ~(CONN_F_FWD_MASK | CONN_F_NOOUTPUT);
     }
     f |= connFlags;
-    this.flags[id] = f;
     this.destId[id] = destId;
     this.hotI32[id * HOT + H_DEST] = destId;
     if ((f & CONN_F_TEMPLATE) === 0) {
@@ -872,6 +911,7 @@ export class ConnTable {
     if (dest.uThreshold !== 0 && dest.activeConns + dest.inactConns >= dest.uThreshold) {
       dest.flags |= DEST_F_OVERLOAD;
     }
+    return f;
   }
 
   /** ip_vs_unbind_dest: uncount the entry and re-evaluate the overload flag. */

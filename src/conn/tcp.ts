@@ -5,10 +5,24 @@
  * state change.
  */
 import type { ConnTable } from './table.js';
-import {
-  CONN_F_NOOUTPUT, DIR_INPUT_ONLY, DIR_OUTPUT, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN,
-  TCP_S_CLOSE, TCP_S_ESTABLISHED, TCP_S_LAST, TCP_S_LISTEN, TCP_S_SYNACK, TCP_S_SYN_RECV, TCP_S_SYN_SENT,
-} from './flags.js';
+import * as connFlags from './flags.js';
+
+// Module-local copies of the imported constants (see conn/table.ts): folded into the code
+// instead of a live-binding load and hole check per use on every packet's state change.
+const CONN_F_NOOUTPUT = connFlags.CONN_F_NOOUTPUT;
+const DIR_INPUT_ONLY = connFlags.DIR_INPUT_ONLY;
+const DIR_OUTPUT = connFlags.DIR_OUTPUT;
+const TCP_ACK = connFlags.TCP_ACK;
+const TCP_FIN = connFlags.TCP_FIN;
+const TCP_RST = connFlags.TCP_RST;
+const TCP_SYN = connFlags.TCP_SYN;
+const TCP_S_CLOSE = connFlags.TCP_S_CLOSE;
+const TCP_S_ESTABLISHED = connFlags.TCP_S_ESTABLISHED;
+const TCP_S_LAST = connFlags.TCP_S_LAST;
+const TCP_S_LISTEN = connFlags.TCP_S_LISTEN;
+const TCP_S_SYNACK = connFlags.TCP_S_SYNACK;
+const TCP_S_SYN_RECV = connFlags.TCP_S_SYN_RECV;
+const TCP_S_SYN_SENT = connFlags.TCP_S_SYN_SENT;
 
 // Events in table row order.
 export const TCP_EV_SYN = 0;

@@ -5,14 +5,12 @@
  * and reasons. Everything per packet is allocation-free; per-destination caches
  * are rebuilt lazily after the table or the neighbour table changed.
  */
-import {
-  type FrameBatch, type TxQueue, FRAME_CSUM_NOT_READY, FRAME_GSO, FRAME_SEGMENTED, V_DROP, V_FORWARD,
-} from '../io/batch.js';
+import * as batchConsts from '../io/batch.js';
+import { type FrameBatch, type TxQueue, FRAME_CSUM_NOT_READY, FRAME_GSO } from '../io/batch.js';
 import type { PacketInfo } from '../packet/info.js';
-import {
-  XmitResult, XMIT_OK, XMIT_TTL_EXCEEDED, XMIT_FRAG_NEEDED, XMIT_FRAGMENT, XMIT_DROP,
-} from '../xmit/common.js';
-import { xmitNatIn, xmitNatOut } from '../xmit/nat.js';
+import * as common from '../xmit/common.js';
+import { XmitResult } from '../xmit/common.js';
+import * as nat from '../xmit/nat.js';
 import { xmitDr } from '../xmit/dr.js';
 import { TunnelEncap, newTunnelTarget, type TunnelTarget } from '../xmit/tunnel.js';
 import { tunnelXmitGso } from '../xmit/gso.js';
@@ -20,9 +18,28 @@ import {
   IcmpErrorBuilder, xmitIcmpNatIn, xmitIcmpNatOut, ICMPERR_FRAG_NEEDED, ICMPERR_PORT_UNREACH, ICMPERR_TIME_EXCEEDED,
 } from '../xmit/icmp.js';
 import { PROTO_TCP, type Dest } from '../svc/types.js';
-import { ADDR_C, ADDR_D, ADDR_V } from '../conn/table.js';
+import * as connTable from '../conn/table.js';
 import type { Engine } from './engine.js';
 import * as R from './reasons.js';
+
+// Module-local copies of what the NAT transmit path uses per packet: an imported binding is a
+// live cell that optimized code loads and checks at every use, a local const is folded.
+const FRAME_SEGMENTED = batchConsts.FRAME_SEGMENTED;
+const V_DROP = batchConsts.V_DROP;
+const V_FORWARD = batchConsts.V_FORWARD;
+const XMIT_OK = common.XMIT_OK;
+const XMIT_TTL_EXCEEDED = common.XMIT_TTL_EXCEEDED;
+const XMIT_FRAG_NEEDED = common.XMIT_FRAG_NEEDED;
+const XMIT_FRAGMENT = common.XMIT_FRAGMENT;
+const XMIT_DROP = common.XMIT_DROP;
+const xmitNatIn = nat.xmitNatIn;
+const xmitNatOut = nat.xmitNatOut;
+const ADDR_C = connTable.ADDR_C;
+const ADDR_D = connTable.ADDR_D;
+const ADDR_V = connTable.ADDR_V;
+const R_FWD_NAT_IN = R.R_FWD_NAT_IN;
+const R_FWD_NAT_OUT = R.R_FWD_NAT_OUT;
+const R_CANNOT_REWRITE = R.R_CANNOT_REWRITE;
 
 /** A cached per-destination tunnel target whose VLAN tag is set per packet. */
 type TunnelSlot = { -readonly [K in keyof TunnelTarget]: TunnelTarget[K] };
@@ -145,7 +162,7 @@ export class Xmit {
     const ok = dest !== undefined ? this.destHop(dest) : this.addrHop(info.af, this.a2);
     if (!ok) { batch.verdict[i] = V_DROP; return R.R_NO_NEIGHBOUR; }
     const rc = xmitNatIn(batch.buf, info, this.a2, e.conns.dport[id]!, partial, this.l2, e.mtu, this.res);
-    return this.finish(batch, i, info, rc, R.R_FWD_NAT_IN, true);
+    return this.finish(batch, i, info, rc, R_FWD_NAT_IN, true);
   }
 
   natOut(batch: FrameBatch, i: number, id: number, info: PacketInfo, partial = false): number {
@@ -153,7 +170,7 @@ export class Xmit {
     if (!this.addrHop(info.af, info.daddr)) { batch.verdict[i] = V_DROP; return R.R_NO_NEIGHBOUR; }
     e.conns.getAddr(id, ADDR_V, this.a2);
     const rc = xmitNatOut(batch.buf, info, this.a2, e.conns.vport[id]!, partial, this.l2, e.mtu, this.res);
-    return this.finish(batch, i, info, rc, R.R_FWD_NAT_OUT, false);
+    return this.finish(batch, i, info, rc, R_FWD_NAT_OUT, false);
   }
 
   directRoute(batch: FrameBatch, i: number, id: number, dest: Dest | undefined, info: PacketInfo): number {
@@ -243,7 +260,7 @@ export class Xmit {
    */
   private finish(
     batch: FrameBatch, i: number, info: PacketInfo, rc: number, okReason: number, towardsServer: boolean,
-    errReason: number = R.R_CANNOT_REWRITE,
+    errReason: number = R_CANNOT_REWRITE,
   ): number {
     if (rc === XMIT_OK) {
       const res = this.res;

@@ -15,18 +15,54 @@
  * types quote a header (3, 4, 5, 11, 12 — IPVS relates only 3, 4 and 11 to connections).
  * Hot path: no allocation, never throws, every read is bounds-checked.
  */
-import { rd16, rd32 } from './bytes.js';
-import {
-  ARP_HLEN, ETH_HLEN, ETH_P_8021Q, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, ICMP_HLEN, IPPROTO_ICMP,
-  IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, IPV4_HLEN, IPV6_HLEN, IP_DF, IP_MF,
-  IP_OFFMASK, NEXTHDR_AUTH, NEXTHDR_DEST, NEXTHDR_FRAGMENT, NEXTHDR_HOP, NEXTHDR_ROUTING,
-  SCTP_HLEN, TCP_HLEN, UDP_HLEN, VLAN_HLEN,
-} from './consts.js';
-import {
-  PARSE_BAD_EXTHDR, PARSE_BAD_IHL, PARSE_BAD_IP_LEN, PARSE_BAD_IP_VERSION, PARSE_BAD_L4,
-  PARSE_NOT_IP, PARSE_OK, PARSE_TRUNC_ARP, PARSE_TRUNC_ETH, PARSE_TRUNC_IP, PARSE_TRUNC_L4,
-  PARSE_TRUNC_VLAN, PacketInfo,
-} from './info.js';
+import * as bytes from './bytes.js';
+import * as consts from './consts.js';
+import * as infoConsts from './info.js';
+import type { PacketInfo } from './info.js';
+
+// Module-local copies of the imported functions and constants: an imported binding is a
+// live cell that optimized code loads and checks (hole, or the expected function) at every
+// use, a local const is folded. Every frame of the general path is parsed here.
+const rd16 = bytes.rd16;
+const rd32 = bytes.rd32;
+const ARP_HLEN = consts.ARP_HLEN;
+const ETH_HLEN = consts.ETH_HLEN;
+const ETH_P_8021Q = consts.ETH_P_8021Q;
+const ETH_P_ARP = consts.ETH_P_ARP;
+const ETH_P_IP = consts.ETH_P_IP;
+const ETH_P_IPV6 = consts.ETH_P_IPV6;
+const ICMP_HLEN = consts.ICMP_HLEN;
+const IPPROTO_ICMP = consts.IPPROTO_ICMP;
+const IPPROTO_ICMPV6 = consts.IPPROTO_ICMPV6;
+const IPPROTO_SCTP = consts.IPPROTO_SCTP;
+const IPPROTO_TCP = consts.IPPROTO_TCP;
+const IPPROTO_UDP = consts.IPPROTO_UDP;
+const IPV4_HLEN = consts.IPV4_HLEN;
+const IPV6_HLEN = consts.IPV6_HLEN;
+const IP_DF = consts.IP_DF;
+const IP_MF = consts.IP_MF;
+const IP_OFFMASK = consts.IP_OFFMASK;
+const NEXTHDR_AUTH = consts.NEXTHDR_AUTH;
+const NEXTHDR_DEST = consts.NEXTHDR_DEST;
+const NEXTHDR_FRAGMENT = consts.NEXTHDR_FRAGMENT;
+const NEXTHDR_HOP = consts.NEXTHDR_HOP;
+const NEXTHDR_ROUTING = consts.NEXTHDR_ROUTING;
+const SCTP_HLEN = consts.SCTP_HLEN;
+const TCP_HLEN = consts.TCP_HLEN;
+const UDP_HLEN = consts.UDP_HLEN;
+const VLAN_HLEN = consts.VLAN_HLEN;
+const PARSE_BAD_EXTHDR = infoConsts.PARSE_BAD_EXTHDR;
+const PARSE_BAD_IHL = infoConsts.PARSE_BAD_IHL;
+const PARSE_BAD_IP_LEN = infoConsts.PARSE_BAD_IP_LEN;
+const PARSE_BAD_IP_VERSION = infoConsts.PARSE_BAD_IP_VERSION;
+const PARSE_BAD_L4 = infoConsts.PARSE_BAD_L4;
+const PARSE_NOT_IP = infoConsts.PARSE_NOT_IP;
+const PARSE_OK = infoConsts.PARSE_OK;
+const PARSE_TRUNC_ARP = infoConsts.PARSE_TRUNC_ARP;
+const PARSE_TRUNC_ETH = infoConsts.PARSE_TRUNC_ETH;
+const PARSE_TRUNC_IP = infoConsts.PARSE_TRUNC_IP;
+const PARSE_TRUNC_L4 = infoConsts.PARSE_TRUNC_L4;
+const PARSE_TRUNC_VLAN = infoConsts.PARSE_TRUNC_VLAN;
 
 /** Clears every field of `info` to its "absent" value. */
 export function resetInfo(info: PacketInfo): void {

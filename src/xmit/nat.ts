@@ -17,14 +17,32 @@
  * `info.saddr/sport` so the PacketInfo keeps describing the frame. No allocation.
  */
 import type { PacketInfo } from '../packet/info.js';
-import {
-  csumFold, csumUpdate16, csumUpdate32, csumUpdateAddr6, setL4Checksum,
-} from '../packet/checksum.js';
+import * as checksum from '../packet/checksum.js';
 import { sctpChecksumSet } from '../packet/crc32c.js';
-import {
-  XMIT_ERROR, XMIT_FRAG_NEEDED, XMIT_FRAGMENT, XMIT_OK, XMIT_TTL_EXCEEDED, XMIT_DROP,
-  MTU_ICMP, MTU_DROP, decTtl, mtuCheck, mtuLen, mtuCheckForward, setEthAddrs, type XmitResult,
-} from './common.js';
+import * as common from './common.js';
+import type { XmitResult } from './common.js';
+
+// Module-local copies of the imported functions and constants: an imported binding is a
+// live cell that optimized code loads and checks (hole, or the expected function) at every
+// use; a local const is folded. These run for every general-path NAT packet.
+const csumFold = checksum.csumFold;
+const csumUpdate16 = checksum.csumUpdate16;
+const csumUpdate32 = checksum.csumUpdate32;
+const csumUpdateAddr6 = checksum.csumUpdateAddr6;
+const setL4Checksum = checksum.setL4Checksum;
+const XMIT_ERROR = common.XMIT_ERROR;
+const XMIT_FRAG_NEEDED = common.XMIT_FRAG_NEEDED;
+const XMIT_FRAGMENT = common.XMIT_FRAGMENT;
+const XMIT_OK = common.XMIT_OK;
+const XMIT_TTL_EXCEEDED = common.XMIT_TTL_EXCEEDED;
+const XMIT_DROP = common.XMIT_DROP;
+const MTU_ICMP = common.MTU_ICMP;
+const MTU_DROP = common.MTU_DROP;
+const decTtl = common.decTtl;
+const mtuCheck = common.mtuCheck;
+const mtuLen = common.mtuLen;
+const mtuCheckForward = common.mtuCheckForward;
+const setEthAddrs = common.setEthAddrs;
 
 const IPPROTO_TCP = 6;
 const IPPROTO_UDP = 17;
