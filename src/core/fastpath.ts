@@ -1,6 +1,7 @@
 /**
  * The established-connection fast path: IPv4 TCP (ACK without SYN/FIN/RST, in
- * ESTABLISHED) and UDP packets of existing NAT or direct-routing connections,
+ * ESTABLISHED) and UDP packets of existing NAT or direct-routing connections, and
+ * client packets of IPIP tunnel connections to IPv4 real servers,
  * without IP options, fragments or VLAN tags, and with complete checksums — or
  * partial ones when the batch leaves with its offload state (vnet hdr), which
  * then stay partial (see Engine.keepsPartial). For these the
@@ -22,18 +23,22 @@ import type { FrameBatch } from '../io/batch.js';
 import * as connFlags from '../conn/flags.js';
 import * as svcTypes from '../svc/types.js';
 import type { Engine } from './engine.js';
+import { ecnEncapsulate } from '../xmit/tunnel.js';
 import * as reasons from './reasons.js';
 
 // Module-local copies of the imported constants: an imported binding is a live
 // cell that optimized code loads and checks for the hole (TDZ) at every use,
 // while a local const holding a number is folded into the instruction.
 const FRAME_CSUM_NOT_READY = batchConsts.FRAME_CSUM_NOT_READY;
+const FRAME_GSO = batchConsts.FRAME_GSO;
 const V_FORWARD = batchConsts.V_FORWARD;
 const CONN_F_MASQ = connFlags.CONN_F_MASQ;
 const CONN_F_DROUTE = connFlags.CONN_F_DROUTE;
+const CONN_F_TUNNEL = connFlags.CONN_F_TUNNEL;
 const TCP_S_ESTABLISHED = connFlags.TCP_S_ESTABLISHED;
 const UDP_S_NORMAL = connFlags.UDP_S_NORMAL;
 const DEST_F_AVAILABLE = svcTypes.DEST_F_AVAILABLE;
+const TUN_IPIP = svcTypes.TUN_IPIP;
 const ST_INPKTS = svcTypes.ST_INPKTS;
 const ST_INBYTES = svcTypes.ST_INBYTES;
 const ST_OUTPKTS = svcTypes.ST_OUTPKTS;
@@ -41,6 +46,7 @@ const ST_OUTBYTES = svcTypes.ST_OUTBYTES;
 const R_FWD_DR = reasons.R_FWD_DR;
 const R_FWD_NAT_IN = reasons.R_FWD_NAT_IN;
 const R_FWD_NAT_OUT = reasons.R_FWD_NAT_OUT;
+const R_FWD_TUN = reasons.R_FWD_TUN;
 
 const TCP = 6;
 const UDP = 17;
@@ -117,25 +123,33 @@ export class FastPath {
     const dv = this.viewFor(buf);
     const end = buf.length;
     const homes = this.homes;
+    // The batch's arrays in locals: read through `batch`, each would be reloaded (and its map
+    // checked) on every iteration, after the stores into homes and inGuess.
+    const offs = batch.off;
+    const lens = batch.len;
     for (let i = 0; i < n; i++) {
-      homes[i] = -1;
-      const o = batch.off[i]!;
-      if (batch.len[i]! < 42 || o + 42 > end) continue;
-      const l3 = o + 14;
+      // -1: nothing to load. Stored once, at the end (typed-array stores cost a dozen
+      // instructions each here).
+      let home = -1;
+      const o = offs[i]!;
       // EtherType 0x0800, then version 4 / IHL 5.
-      if ((dv.getUint32(o + 12) >>> 8) !== 0x080045) continue;
-      const proto = buf[l3 + 9]!;
-      if (proto !== TCP && proto !== UDP) continue;
-      const ports = dv.getUint32(l3 + 20);
-      const daddr = dv.getUint32(l3 + 16);
-      // Client packets are hashed by their source, replies by their destination (the client).
-      if (vips.has(daddr)) {
-        homes[i] = conns.homeRecord4(proto, dv.getUint32(l3 + 12), ports >>> 16);
-        inGuess[i] = 1;
-      } else {
-        homes[i] = conns.homeRecord4(proto, daddr, ports & 0xffff);
-        inGuess[i] = 0;
+      if (lens[i]! >= 42 && o + 42 <= end && (dv.getUint32(o + 12) >>> 8) === 0x080045) {
+        const l3 = o + 14;
+        const proto = buf[l3 + 9]!;
+        if (proto === TCP || proto === UDP) {
+          const ports = dv.getUint32(l3 + 20);
+          const daddr = dv.getUint32(l3 + 16);
+          // Client packets are hashed by their source, replies by their destination (the client).
+          if (vips.has(daddr)) {
+            home = conns.homeRecord4(proto, dv.getUint32(l3 + 12), ports >>> 16);
+            inGuess[i] = 1;
+          } else {
+            home = conns.homeRecord4(proto, daddr, ports & 0xffff);
+            inGuess[i] = 0;
+          }
+        }
       }
+      homes[i] = home;
     }
     // Tight loops with nothing but the loads, so many misses are in flight at once:
     // first the slots, then (their lines arriving) the hot record of the entry found
@@ -167,10 +181,11 @@ export class FastPath {
     let csumAt: number;
     if (proto === TCP) {
       if (totLen < 40) return -1;
-      const doff = buf[l4 + 12]! >>> 4;
+      // Data offset and flags in one read.
+      const offFlags = dv.getUint16(l4 + 12);
+      const doff = offFlags >>> 12;
       if (doff < 5 || 20 + (doff << 2) > totLen) return -1;
-      const f = buf[l4 + 13]!;
-      if ((f & TCP_STATEFUL) !== 0 || (f & TCP_ACK) === 0) return -1;
+      if ((offFlags & TCP_STATEFUL) !== 0 || (offFlags & TCP_ACK) === 0) return -1;
       csumAt = l4 + 16;
     } else if (proto === UDP) {
       const ulen = dv.getUint16(l4 + 4);
@@ -207,7 +222,8 @@ export class FastPath {
     // ONE_PACKET conns are never hashed, so no lookup finds them.
     const method = conns.fwdMethodOf(id);
     if (conns.dafOf(id) !== 4) return -1;
-    if (inbound ? method !== CONN_F_MASQ && method !== CONN_F_DROUTE : method !== CONN_F_MASQ) return -1;
+    if (inbound ? method !== CONN_F_MASQ && method !== CONN_F_DROUTE && method !== CONN_F_TUNNEL
+      : method !== CONN_F_MASQ) return -1;
     // The state machine would keep the state and re-arm the same timeout: check that.
     const state = conns.stateOf(id);
     const timeout = conns.timeoutOf(id);
@@ -220,19 +236,23 @@ export class FastPath {
     if (dest === undefined || (dest.flags & DEST_F_AVAILABLE) === 0) return -1;
 
     // Next hop before any change, so a miss leaves the frame untouched for the general path.
+    // Then the source MAC, ours (read by prepare(), which Engine.process runs first).
     if (inbound) {
-      if (!e.xmitGlue.destMacInto(dest, dv, o)) return -1;
+      if (method === CONN_F_TUNNEL) return this.tunnel(batch, i, dv, id, dest);
+      const tail = e.xmitGlue.destMacHead(dest, dv, o);
+      if (tail < 0) return -1;
+      dv.setUint32(o + 4, (tail << 16) | this.macHi);
     } else {
       const a = this.addr;
       a[0] = daddr;
       if (!e.neigh.resolve(4, a, buf, o)) return -1;
+      dv.setUint16(o + 6, this.macHi);
     }
-    // Source MAC: ours, as two word stores (read by prepare(), which Engine.process runs first).
-    dv.setUint16(o + 6, this.macHi);
     dv.setUint32(o + 8, this.macLo);
 
-    // ip_decrease_ttl.
-    buf[l3 + 8] = buf[l3 + 8]! - 1;
+    // ip_decrease_ttl: the TTL (> 1, checked above) and protocol as the high half of the header
+    // word at l3 + 8, stored with the new checksum as one 32-bit word at the end.
+    const ttlProto = ((w & 0xffff) - 0x0100) << 16;
     let ipc = dv.getUint16(l3 + 10) + 0x0100;
     if (ipc >= 0xffff) ipc += 1;
     ipc &= 0xffff;
@@ -252,7 +272,7 @@ export class FastPath {
       tc[ST_INPKTS]!++; tc[ST_INBYTES]! += totLen;
       conns.countInPkt(id);
       if (method !== CONN_F_MASQ) {
-        dv.setUint16(l3 + 10, ipc);
+        dv.setUint32(l3 + 8, ttlProto | ipc);
         return this.done(batch, i, id, dest.id, R_FWD_DR);
       }
       oldA = daddr; newA = conns.recDaddr(r); aAt = l3 + 16;
@@ -287,8 +307,87 @@ export class FastPath {
     let h = (~ipc & 0xffff) + oa + na;
     h = (h & 0xffff) + (h >>> 16);
     h = ~((h & 0xffff) + (h >>> 16)) & 0xffff;
-    dv.setUint16(l3 + 10, h);
+    dv.setUint32(l3 + 8, ttlProto | h);
     return this.done(batch, i, id, dest.id, reason);
+  }
+
+  /**
+   * Client packet of an IPIP tunnel connection (Xmit.tunnel + TunnelEncap.xmit for an IPv4 real
+   * server): inner TTL decremented, then a 20-byte outer IPv4 header and a new Ethernet header
+   * written in front of the inner one, in the slot's headroom — the frame starts 20 bytes lower.
+   * Called with what tryForward checked (the frame, the connection and its dest); re-reads the
+   * few header fields it needs, so that tryForward keeps fewer values live across this call.
+   * Whatever the general path would do differently (no cached target yet, GUE/GRE, IPv6 outer,
+   * MTU trouble, GSO, no headroom) returns -1 before any change.
+   */
+  private tunnel(
+    batch: FrameBatch, i: number, dv: DataView<ArrayBufferLike>, id: number, dest: svcTypes.Dest,
+  ): number {
+    const fl = batch.flags[i]!;
+    const o = batch.off[i]!;
+    const l3 = o + 14;
+    const totLen = dv.getUint16(l3 + 2);
+    const w = dv.getUint32(l3 + 6);
+    const e = this.e;
+    const xm = e.xmitGlue;
+    const tgt = xm.tunnelTargetOf(dest);
+    if (tgt === undefined || tgt.af !== 4 || tgt.type !== TUN_IPIP) return -1;
+    // Tunnel MTU (route MTU - outer header): below 68 the general path drops, above the inner
+    // length it sends frag-needed, fragments or (pmtu_disc 0) lets the outer packet be cut.
+    const tmtu = tgt.routeMtu - 20;
+    if (tmtu < 68 || totLen > tmtu) return -1;
+    // A GSO super-frame is cut into segments (xmit/gso.ts); the outer headers must fit in front.
+    if ((fl & FRAME_GSO) !== 0 || o < 20) return -1;
+    const outer = o - 6;
+    const start = o - 20;
+    // Next hop: the target's template holds the same MAC as the dest's cache (tunnelTargetOf).
+    const tail = xm.destMacHead(dest, dv, start);
+    if (tail < 0) return -1;
+    dv.setUint32(start + 4, (tail << 16) | this.macHi);
+    dv.setUint32(start + 8, this.macLo);
+    dv.setUint16(start + 12, 0x0800);
+
+    // The counters and connection of Engine.inbound (dest is available).
+    const conns = e.conns;
+    const dc = dest.stats.cnt;
+    const sc = dest.svc.stats.cnt;
+    const tc = e.table.totalStats.cnt;
+    dc[ST_INPKTS]!++; dc[ST_INBYTES]! += totLen;
+    sc[ST_INPKTS]!++; sc[ST_INBYTES]! += totLen;
+    tc[ST_INPKTS]!++; tc[ST_INBYTES]! += totLen;
+    conns.countInPkt(id);
+
+    // decTtl on the inner header (checksum + 0x0100 with ip_decrease_ttl's end-around carry):
+    // TTL, protocol and checksum stored as one word, as in tryForward.
+    const ttl = ((w >>> 8) & 0xff) - 1;
+    let ipc = dv.getUint16(l3 + 10) + 0x0100;
+    if (ipc >= 0xffff) ipc += 1;
+    dv.setUint32(l3 + 8, (((w & 0xffff) - 0x0100) << 16) | (ipc & 0xffff));
+
+    // Outer header (TunnelEncap.encap): DF copied with pmtu_disc, else the next ID of the counter.
+    const df = (w & 0x40000000) !== 0 && xm.tun.pmtuDisc;
+    const ipId = df ? 0 : xm.tun.nextIpId();
+    const frag = df ? 0x4000 : 0;
+    const w0 = 0x4500 | ecnEncapsulate(dv.getUint8(l3 + 1));
+    const total = totLen + 20;
+    const w4 = (ttl << 8) | 4;
+    const s = tgt.saddr[0]!;
+    const d = tgt.daddr[0]!;
+    let c = w0 + total + ipId + frag + w4 + (s >>> 16) + (s & 0xffff) + (d >>> 16) + (d & 0xffff);
+    c = (c & 0xffff) + (c >>> 16);
+    c = ~((c & 0xffff) + (c >>> 16)) & 0xffff;
+    dv.setUint32(outer, (w0 << 16) | total);
+    dv.setUint32(outer + 4, (ipId << 16) | frag);
+    dv.setUint32(outer + 8, (w4 << 16) | c);
+    dv.setUint32(outer + 12, s);
+    dv.setUint32(outer + 16, d);
+
+    batch.off[i] = start;
+    batch.len[i] = totLen + 34;
+    // A partial checksum stays partial (the prologue checked the batch's offload), at the same
+    // transport header, now 54 bytes into the frame; flags and csum offset stay as they are.
+    if ((fl & FRAME_CSUM_NOT_READY) !== 0) batch.csumStart[i] = 54;
+    return this.done(batch, i, id, dest.id, R_FWD_TUN);
   }
 
   /** The common tail: re-arm the timer, outcome, verdict. */

@@ -114,27 +114,39 @@ export class Xmit {
     return true;
   }
 
-  /** Writes dest's next-hop MAC at out[off..off+6) from the per-dest cache (fast path). */
-  destMacInto(dest: Dest, out: DataView, off: number): boolean {
+  /**
+   * Dest's next-hop MAC from the per-dest cache (fast path): writes its first 4 bytes at
+   * out[off..off+4) and returns the last 2 as a number, or -1 when unresolved. The caller
+   * stores those with the first half of the source MAC as one 32-bit word: each DataView
+   * access costs about what a byte access does, and this stays small enough to be inlined.
+   */
+  destMacHead(dest: Dest, out: DataView, off: number): number {
     const id = dest.id;
-    // Already resolved: straight from the cache (what destHop would copy through l2), as one
-    // 32-bit and one 16-bit word: each byte access costs about what a word access does.
+    // Already resolved: straight from the cache (what destHop would copy through l2).
     if (id < this.destNh.length && this.destNh[id] === NH_OK) {
       const m = this.destMacView;
       const b = id * 6;
       out.setUint32(off, m.getUint32(b));
-      out.setUint16(off + 4, m.getUint16(b + 4));
-      return true;
+      return m.getUint16(b + 4);
     }
     return this.destMacResolve(dest, out, off);
   }
 
-  /** destMacInto's first use of a dest (and dests beyond the cache). Kept apart so destMacInto stays small. */
-  private destMacResolve(dest: Dest, out: DataView, off: number): boolean {
-    if (!this.destHop(dest)) return false;
+  /**
+   * The cached tunnel target of `dest` (fast path), or undefined until the general path's
+   * `tunnel` built it. Its MAC template is this dest's cached next hop (destMacHead) and our MAC:
+   * both were made by the same destHop, and refresh drops them together.
+   */
+  tunnelTargetOf(dest: Dest): TunnelTarget | undefined {
+    return dest.id < this.tunTargets.length ? this.tunTargets[dest.id] : undefined;
+  }
+
+  /** destMacHead's first use of a dest (and dests beyond the cache). Kept apart so destMacHead stays small. */
+  private destMacResolve(dest: Dest, out: DataView, off: number): number {
+    if (!this.destHop(dest)) return -1;
     const l2 = this.l2;
-    for (let k = 0; k < 6; k++) out.setUint8(off + k, l2[k]!);
-    return true;
+    for (let k = 0; k < 4; k++) out.setUint8(off + k, l2[k]!);
+    return (l2[4]! << 8) | l2[5]!;
   }
 
   private resolveInto(af: 4 | 6, dest: Dest, out: Uint8Array, off: number): boolean {

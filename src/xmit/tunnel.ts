@@ -134,6 +134,13 @@ export class TunnelEncap {
     this.ipId = firstId & 0xffff;
   }
 
+  /** The IP ID of the next outer IPv4 header without DF (a counter, like ip_select_ident's). */
+  nextIpId(): number {
+    const id = this.ipId;
+    this.ipId = (id + 1) & 0xffff;
+    return id;
+  }
+
   /**
    * Flow hash of the inner packet (addresses, protocol, and ports unless it is a fragment, so
    * all fragments of a datagram hash alike, like the kernel's flow dissector).
@@ -230,8 +237,7 @@ export class TunnelEncap {
       buf[outer] = 0x45;
       buf[outer + 1] = ds;
       buf[outer + 2] = total >>> 8; buf[outer + 3] = total & 0xff;
-      let id = 0;
-      if (!df) { id = this.ipId; this.ipId = (id + 1) & 0xffff; }
+      const id = df ? 0 : this.nextIpId();
       buf[outer + 4] = id >>> 8; buf[outer + 5] = id & 0xff;
       buf[outer + 6] = df ? 0x40 : 0; buf[outer + 7] = 0;
       buf[outer + 8] = ttl;

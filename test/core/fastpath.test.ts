@@ -6,6 +6,9 @@
 import t from 'tap';
 import { TestDirector, CLIENT_MAC, DIR_MAC } from './harness.js';
 import { buildTcp, buildUdp } from '../../src/packet/build.js';
+import { parseIp } from '../../src/util/ip.js';
+import { parseMac } from '../../src/util/mac.js';
+import { FrameBatch, TxQueue, FRAME_CSUM_NOT_READY, FRAME_GSO } from '../../src/io/batch.js';
 
 const RS = ['10.0.1.1', '10.0.1.2', '10.0.1.3'];
 const RS_MAC = ['02:00:00:00:01:01', '02:00:00:00:01:02', '02:00:00:00:01:03'];
@@ -14,6 +17,16 @@ const SYN = 0x02, ACK = 0x10, PSH = 0x08, FIN = 0x01, RST = 0x04;
 function xorshift(seed: number): () => number {
   let x = seed;
   return () => { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; return x; };
+}
+
+/** Per live connection: state, timeout, expiry and the inbound packet count (not shown by ipvsadm). */
+function connDump(td: TestDirector): string {
+  const c = td.d.engine.conns;
+  const out: string[] = [];
+  for (let id = 0; id < c.capacity; id++) {
+    if (c.isLive(id)) out.push(`${id}:${c.stateOf(id)}/${c.timeoutOf(id)}/${c.expiresOf(id)}/${c.inPktsOf(id)}`);
+  }
+  return out.join(' ');
 }
 
 async function pair(rules: string): Promise<[TestDirector, TestDirector]> {
@@ -78,5 +91,78 @@ for (const [name, rules] of [
     const fa = await fast.ipvsadm('-L', '-n');
     const sa = await slow.ipvsadm('-L', '-n');
     t.equal(fa.out, sa.out, 'identical active/inactive counts');
+    t.equal(connDump(fast), connDump(slow), 'identical connection records');
   });
 }
+
+/**
+ * One frame through a director's engine in a batch of our own, with the offload metadata the
+ * harness does not set: flags, partial checksum position, the batch's txOffload.
+ */
+function run(td: TestDirector, batch: FrameBatch, frame: Uint8Array, flags: number, csumOffset: number): string {
+  const tx = new TxQueue(4);
+  batch.put(0, frame, flags);
+  batch.count = 1;
+  batch.csumStart[0] = 34;
+  batch.csumOffset[0] = csumOffset;
+  batch.gsoType[0] = (flags & FRAME_GSO) !== 0 ? 1 : 0;
+  batch.gsoSize[0] = (flags & FRAME_GSO) !== 0 ? 600 : 0;
+  td.d.engine.process(batch, tx);
+  const out = [batch.verdict[0], batch.reason[0], batch.off[0], batch.flags[0], batch.csumStart[0], batch.csumOffset[0],
+    Buffer.from(batch.frame(0)).toString('hex')];
+  for (let k = 0; k < tx.count; k++) out.push(Buffer.from(tx.frame(k)).toString('hex'));
+  return out.join(' ');
+}
+
+// Tunnel connections: IPIP to three servers (the fast path's case), GUE to a fourth (never on it);
+// TTL, TOS/ECN, DF, lengths around the tunnel MTU (1480), partial checksums with and without the
+// batch's offload, GSO frames, and pmtu_disc switched on and off in between.
+t.test('TUN: fast path and general path agree on 4000 random packets', async (t) => {
+  const rules = '-A -t 10.0.0.100:80 -s rr\n' + RS.map((r) => `-a -t 10.0.0.100:80 -r ${r}:80 -i -w 1`).join('\n') +
+    '\n-a -t 10.0.0.100:80 -r 10.0.1.4:80 -i --tun-type gue --tun-port 6080 -w 1' +
+    '\n-A -u 10.0.0.100:5000 -s rr\n' + RS.map((r) => `-a -u 10.0.0.100:5000 -r ${r}:5000 -i -w 1`).join('\n') + '\n';
+  const [fast, slow] = await pair(rules);
+  for (const td of [fast, slow]) td.neigh.set(parseIp('10.0.1.4')!, parseMac('02:00:00:00:01:04')!);
+  const batches = (off: boolean): FrameBatch => { const b = new FrameBatch(1); b.txOffload = off; return b; };
+  const fb = [batches(false), batches(true)];
+  const sb = [batches(false), batches(true)];
+  const rnd = xorshift(23);
+  for (let n = 0; n < 4000; n++) {
+    const client = `10.0.${rnd() % 2}.${1 + (rnd() % 4)}`;
+    const cport = 30000 + (rnd() % 5);
+    const udp = rnd() % 4 === 0;
+    const flagsPick = [ACK, ACK | PSH, ACK, SYN, ACK | FIN, RST, ACK, ACK, ACK, ACK | PSH, ACK, ACK][rnd() % 12]!;
+    const ttl = rnd() % 40 === 0 ? 1 : rnd() % 40 === 0 ? 2 : 64;
+    const tos = [0, 0, 1, 2, 3, 0xb8, 0xbb][rnd() % 7]!;
+    const df = rnd() % 3 !== 0;
+    const size = rnd() % 8 === 0 ? 1400 + (rnd() % 100) : rnd() % 200;
+    const payload = 'x'.repeat(size);
+    const frame = udp
+      ? buildUdp({ srcMac: CLIENT_MAC, dstMac: DIR_MAC, saddr: client, daddr: '10.0.0.100', sport: cport, dport: 5000, payload, ttl, tos, df })
+      : buildTcp({ srcMac: CLIENT_MAC, dstMac: DIR_MAC, saddr: client, daddr: '10.0.0.100', sport: cport, dport: 80, flags: flagsPick, payload, ttl, tos, df });
+    const r = rnd() % 16;
+    const flags = r === 0 ? FRAME_CSUM_NOT_READY | FRAME_GSO : r < 4 ? FRAME_CSUM_NOT_READY : 0;
+    const csumOffset = rnd() % 10 === 0 ? 0 : udp ? 6 : 16;
+    const b = rnd() % 2;
+    const a = run(fast, fb[b]!, frame, flags, csumOffset);
+    const g = run(slow, sb[b]!, frame, flags, csumOffset);
+    if (a !== g) {
+      t.fail(`packet ${n} differs:\nfast    ${a}\ngeneral ${g}`);
+      return;
+    }
+    if (n % 500 === 0) { fast.advance(1); slow.advance(1); }
+    if (n % 1000 === 999) {
+      const v = Math.floor(n / 1000) % 2 === 0 ? 0 : 1;
+      fast.d.engine.sysctls.pmtu_disc = v;
+      slow.d.engine.sysctls.pmtu_disc = v;
+    }
+  }
+  t.ok(fast.d.engine.fast.hits > 800, `the fast path forwarded many of them (${fast.d.engine.fast.hits})`);
+  t.equal(slow.d.engine.fast.hits, 0, 'the general-path director never used it');
+  for (const args of [['-L', '-n', '--stats', '--exact'], ['-L', '-n', '-c'], ['-L', '-n']]) {
+    const fl = await fast.ipvsadm(...args);
+    const sl = await slow.ipvsadm(...args);
+    t.equal(fl.out, sl.out, `identical ipvsadm ${args.join(' ')}`);
+  }
+  t.equal(connDump(fast), connDump(slow), 'identical connection records');
+});
