@@ -11,6 +11,11 @@
  * and options as the first segment of the super-frame; contiguous sequence numbers; payloads
  * of the first segment's size (the gso_size), only the last may be shorter; IPv4 ID + 1 per
  * segment unless DF is set. PSH, FIN, or a short segment end a super-frame after joining it.
+ * UDP datagrams of one flow and one size are merged too, into a GSO UDP_L4 super-frame (at
+ * most 64 of them; the kernel refuses more than UDP_MAX_SEGMENTS): the receiving socket gets
+ * them one by one again (udp_rcv_segment, unless it asked for UDP_GRO), but the device write,
+ * IP input and routing are paid once. The kernel's own GRO merges UDP only for sockets that ask;
+ * here the point is the write per packet, which a kernel tunnel endpoint does not pay.
  * Only segments whose checksum needs no verifying are merged: partial ones (the sender's stack
  * left the sum to offload, TP_STATUS_CSUMNOTREADY) and ones the kernel verified
  * (TP_STATUS_CSUM_VALID). The super-frame goes out with a partial checksum (NEEDS_CSUM) and
@@ -24,7 +29,7 @@ import type { TunDevice } from '../io/tundev.js';
 /** Where the packets go: a TunDevice (structurally), or a recorder in tests. */
 export type PacketSink = Pick<TunDevice, 'vnetHdr' | 'write'>;
 import { VNET_HDR_LEN, VIRTIO_NET_HDR_F_NEEDS_CSUM } from '../io/afpacket-libc.js';
-import { GSO_TCPV4 } from '../io/batch.js';
+import { GSO_TCPV4, GSO_UDP_L4 } from '../io/batch.js';
 import { rd16, rd32 } from '../packet/bytes.js';
 import { csumFold, pseudoSum4, setIpv4HeaderChecksum } from '../packet/checksum.js';
 
@@ -40,6 +45,10 @@ const NO_MERGE = TCP_SYN | TCP_RST | TCP_URG | TCP_CWR;
 const LAST = TCP_PSH | TCP_FIN;
 /** The largest IPv4 packet. */
 const IP_MAX = 65535;
+/** Datagrams per UDP super-frame: UDP_MAX_SEGMENTS is 64 in older kernels, 128 in newer ones. */
+const UDP_MAX_SEGS = 64;
+const TCP = 6;
+const UDP = 17;
 
 export interface TunWriterStats {
   /** Packets handed to push(). */
@@ -56,11 +65,12 @@ export class TunWriter {
   readonly stats: TunWriterStats = { packets: 0, writes: 0, writeErrors: 0, superFrames: 0, mergedSegments: 0 };
   /** The super-frame being built: virtio_net_hdr, then the IP packet. */
   private readonly stage = new Uint8Array(VNET_HDR_LEN + IP_MAX);
-  /** Segments in the stage (0 = none open). */
+  /** Segments in the stage (0 = none open), and their protocol (TCP or UDP). */
   private segs = 0;
+  private proto = 0;
   /** Bytes of IP packet in the stage. */
   private ipLen = 0;
-  /** TCP header length and payload bytes per segment (gso_size) of the open super-frame. */
+  /** Transport header length (UDP: 8) and payload bytes per segment (gso_size) of the open super-frame. */
   private thl = 0;
   private mss = 0;
   /** The next sequence number and IPv4 ID expected, and whether DF is set. */
@@ -85,17 +95,29 @@ export class TunWriter {
   push(buf: Uint8Array, off: number, len: number, csumStart: number, csumOffset: number, verified: boolean): void {
     this.stats.packets++;
     const partial = csumStart >= 0;
-    // A partial checksum is merged only where a super-frame's will be: tcphdr.check after 20 bytes of IPv4.
-    const mergeable = this.merge && (partial ? csumStart === 20 && csumOffset === 16 : verified);
-    const seg = mergeable ? this.tcpPayload(buf, off, len) : -1;
+    const proto = len >= 28 && buf[off] === 0x45 ? buf[off + 9]! : 0;
+    // A partial checksum is merged only where a super-frame's will be: the TCP/UDP checksum
+    // field after 20 bytes of IPv4.
+    const mergeable = this.merge && (partial ? csumStart === 20 && csumOffset === (proto === TCP ? 16 : 6) : verified);
+    const seg = !mergeable ? -1 : proto === TCP ? this.tcpPayload(buf, off, len) : proto === UDP ? this.udpPayload(buf, off, len) : -1;
     if (seg < 0) {
       this.flush();
       this.writeAlone(buf, off, len, csumStart, csumOffset);
       return;
     }
+    if (proto === UDP) {
+      if (this.segs > 0 && this.proto === UDP && this.joinsUdp(buf, off, seg)) {
+        this.append(buf, off, len, seg);
+        if (seg < this.mss || this.segs === UDP_MAX_SEGS) this.flush();
+        return;
+      }
+      this.flush();
+      this.start(buf, off, len, seg, partial, UDP);
+      return;
+    }
     const l4 = off + 20;
     const flags = buf[l4 + 13]!;
-    if (this.segs > 0 && this.joins(buf, off, seg)) {
+    if (this.segs > 0 && this.proto === TCP && this.joins(buf, off, seg)) {
       this.append(buf, off, len, seg);
       if ((flags & LAST) !== 0 || seg < this.mss) this.flush();
       return;
@@ -106,7 +128,7 @@ export class TunWriter {
       this.writeAlone(buf, off, len, csumStart, csumOffset);
       return;
     }
-    this.start(buf, off, len, seg, partial);
+    this.start(buf, off, len, seg, partial, TCP);
   }
 
   /** Writes the open super-frame, if any. */
@@ -116,25 +138,30 @@ export class TunWriter {
     this.segs = 0;
     const s = this.stage;
     const ip = VNET_HDR_LEN;
+    const tcp = this.proto === TCP;
+    const co = tcp ? 16 : 6; // tcphdr.check, udphdr.check
     if (n === 1) {
-      this.writeAlone(s, ip, this.ipLen, this.firstPartial ? 20 : -1, 16);
+      this.writeAlone(s, ip, this.ipLen, this.firstPartial ? 20 : -1, co);
       return;
     }
     const total = this.ipLen;
     s[ip + 2] = total >>> 8; s[ip + 3] = total & 0xff;
     setIpv4HeaderChecksum(s, ip, 20);
+    const l4Len = total - 20;
+    // UDP: the length field says the merged length, the one the pseudo-header sum below holds
+    // (__udp_gso_segment swaps it for each datagram's).
+    if (!tcp) { s[ip + 24] = l4Len >>> 8; s[ip + 25] = l4Len & 0xff; }
     // Partial: the folded pseudo-header sum over the merged length; the stack trusts it as
     // verified (CHECKSUM_PARTIAL), which is what it does for a GRO-merged packet.
-    const l4Len = total - 20;
-    const c = csumFold(pseudoSum4(rd32(s, ip + 12), rd32(s, ip + 16), 6, l4Len));
-    s[ip + 36] = c >>> 8; s[ip + 37] = c & 0xff;
+    const c = csumFold(pseudoSum4(rd32(s, ip + 12), rd32(s, ip + 16), this.proto, l4Len));
+    s[ip + 20 + co] = c >>> 8; s[ip + 21 + co] = c & 0xff;
     const hl = 20 + this.thl;
     s[0] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
-    s[1] = GSO_TCPV4;
+    s[1] = tcp ? GSO_TCPV4 : GSO_UDP_L4;
     s[2] = hl & 0xff; s[3] = hl >>> 8;
     s[4] = this.mss & 0xff; s[5] = this.mss >>> 8;
-    s[6] = 20; s[7] = 0; // csum_start: the TCP header
-    s[8] = 16; s[9] = 0; // csum_offset: tcphdr.check
+    s[6] = 20; s[7] = 0; // csum_start: the transport header
+    s[8] = co; s[9] = 0;
     this.stats.superFrames++;
     this.stats.mergedSegments += n;
     this.write(s, 0, VNET_HDR_LEN + total);
@@ -153,6 +180,29 @@ export class TunWriter {
     return len - 20 - thl;
   }
 
+  /** Payload length of a mergeable UDP datagram (IPv4 without options or fragmentation, lengths consistent, payload present), else -1. */
+  private udpPayload(buf: Uint8Array, off: number, len: number): number {
+    if (rd16(buf, off + 2) !== len || (rd16(buf, off + 6) & 0x3fff) !== 0 || rd16(buf, off + 24) !== len - 20) return -1;
+    return len > 28 ? len - 28 : -1;
+  }
+
+  /** Whether the datagram at `off` (payload `seg` bytes) continues the open UDP super-frame. */
+  private joinsUdp(buf: Uint8Array, off: number, seg: number): boolean {
+    if (seg > this.mss || this.ipLen + seg > IP_MAX) return false;
+    return this.sameIpFlow(buf, off);
+  }
+
+  /** Same IPv4 TOS, TTL, DF (and the next ID without DF), addresses and ports as the open super-frame. */
+  private sameIpFlow(buf: Uint8Array, off: number): boolean {
+    const s = this.stage;
+    const f = VNET_HDR_LEN;
+    const df = (buf[off + 6]! & 0x40) !== 0;
+    if (df !== this.df || (!df && rd16(buf, off + 4) !== this.nextId)) return false;
+    if (buf[off + 1] !== s[f + 1] || buf[off + 8] !== s[f + 8]) return false;
+    if (rd32(buf, off + 12) !== rd32(s, f + 12) || rd32(buf, off + 16) !== rd32(s, f + 16)) return false;
+    return rd32(buf, off + 20) === rd32(s, f + 20);
+  }
+
   /** Whether the segment at `off` (payload `seg` bytes) continues the open super-frame. */
   private joins(buf: Uint8Array, off: number, seg: number): boolean {
     const s = this.stage;
@@ -161,21 +211,18 @@ export class TunWriter {
     const thl = (buf[l4 + 12]! >>> 4) << 2;
     if (thl !== this.thl || seg > this.mss || this.ipLen + seg > IP_MAX) return false;
     if (rd32(buf, l4 + 4) !== this.nextSeq) return false;
-    const df = (buf[off + 6]! & 0x40) !== 0;
-    if (df !== this.df || (!df && rd16(buf, off + 4) !== this.nextId)) return false;
-    // TOS, TTL, addresses, ports, ACK number.
-    if (buf[off + 1] !== s[f + 1] || buf[off + 8] !== s[f + 8]) return false;
-    if (rd32(buf, off + 12) !== rd32(s, f + 12) || rd32(buf, off + 16) !== rd32(s, f + 16)) return false;
-    if (rd32(buf, l4) !== rd32(s, f + 20) || rd32(buf, l4 + 8) !== rd32(s, f + 28)) return false;
+    // TOS, TTL, DF and ID, addresses, ports; the ACK number.
+    if (!this.sameIpFlow(buf, off) || rd32(buf, l4 + 8) !== rd32(s, f + 28)) return false;
     // Data offset, flags but PSH/FIN (CWR never gets here), window; then the options.
     if (((rd32(buf, l4 + 12) ^ rd32(s, f + 32)) & ~((LAST) << 16)) !== 0) return false;
     for (let k = 20; k < thl; k += 4) if (rd32(buf, l4 + k) !== rd32(s, f + 20 + k)) return false;
     return true;
   }
 
-  private start(buf: Uint8Array, off: number, len: number, seg: number, partial: boolean): void {
+  private start(buf: Uint8Array, off: number, len: number, seg: number, partial: boolean, proto: number): void {
     this.stage.set(buf.subarray(off, off + len), VNET_HDR_LEN);
     this.segs = 1;
+    this.proto = proto;
     this.ipLen = len;
     this.thl = len - 20 - seg;
     this.mss = seg;
@@ -193,7 +240,7 @@ export class TunWriter {
     this.nextSeq = (this.nextSeq + seg) >>> 0;
     this.nextId = (this.nextId + 1) & 0xffff;
     // tcp_gro_receive: the merged header keeps the first segment's flags plus PSH/FIN of any.
-    s[VNET_HDR_LEN + 33] = s[VNET_HDR_LEN + 33]! | (buf[off + 33]! & LAST);
+    if (this.proto === TCP) s[VNET_HDR_LEN + 33] = s[VNET_HDR_LEN + 33]! | (buf[off + 33]! & LAST);
   }
 
   /**

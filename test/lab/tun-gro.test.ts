@@ -211,3 +211,77 @@ t.test('packets written alone: a partial checksum is passed on, a complete one i
   t.throws(() => new TunWriter({ vnetHdr: false, write: () => true }), /IFF_VNET_HDR/, 'merging needs the vnet header');
   void one;
 });
+
+/** A UDP datagram client -> VIP as tun-decap hands it over (partial checksum unless told). */
+function dgram(payload: Uint8Array, ipId: number, o: { sport?: number; partial?: boolean } = {}): Seg {
+  const f = buildUdp({ saddr: '10.0.0.1', daddr: '10.0.0.100', sport: o.sport ?? 40000, dport: 5201, df: true, ipId, payload,
+    l4Checksum: o.partial === false ? 'valid' : 'partial' });
+  const ip = f.subarray(14);
+  const buf = new Uint8Array(34 + ip.length);
+  buf.set(ip, 34);
+  return { buf, off: 34, len: ip.length };
+}
+const pushU = (w: TunWriter, s: Seg, partial = true): void => w.push(s.buf, s.off, s.len, partial ? 20 : -1, 6, false);
+
+/**
+ * What the kernel makes of a UDP_L4 super-frame (__udp_gso_segment): datagrams of gso_size bytes,
+ * each with its own UDP length and the partial sum moved to it, then finished (skb_checksum_help).
+ */
+function kernelUdpSegments(wr: Write): Uint8Array[] {
+  const mss = wr.hdr[4]! | (wr.hdr[5]! << 8);
+  const p = wr.pkt;
+  const oldLen = rd16(p, 24);
+  const body = p.subarray(28);
+  const out: Uint8Array[] = [];
+  for (let k = 0; k * mss < body.length; k++) {
+    const chunk = body.subarray(k * mss, Math.min(body.length, (k + 1) * mss));
+    const d = new Uint8Array(28 + chunk.length);
+    d.set(p.subarray(0, 28)); d.set(chunk, 28);
+    d[2] = (28 + chunk.length) >>> 8; d[3] = (28 + chunk.length) & 0xff;
+    d[24] = (8 + chunk.length) >>> 8; d[25] = (8 + chunk.length) & 0xff;
+    let c = rd16(p, 26) + (~oldLen & 0xffff) + 8 + chunk.length;
+    while (c > 0xffff) c = (c & 0xffff) + (c >>> 16);
+    d[26] = c >>> 8; d[27] = c & 0xff;
+    out.push(finish({ hdr: [1, 0, 0, 0, 0, 0, 20, 0, 6, 0], pkt: d }));
+  }
+  return out;
+}
+
+function udpOk(pkt: Uint8Array): boolean {
+  const f = new Uint8Array(14 + pkt.length);
+  f[12] = 0x08; f.set(pkt, 14);
+  return l4ChecksumOk(f, 4, 14, 17, 34, pkt.length - 20);
+}
+
+t.test('UDP datagrams of one flow and size become a GSO UDP_L4 super-frame of at most 64', async (t) => {
+  const rec = new Recorder();
+  const w = new TunWriter(rec);
+  const pays = Array.from({ length: 70 }, (_, k) => payloadOf(64, k + 1));
+  pays.forEach((p, k) => pushU(w, dgram(p, 10 + k)));
+  w.flush();
+  t.equal(rec.writes.length, 2, 'two writes: 64 datagrams, then 6');
+  const first = rec.writes[0]!;
+  t.same(first.hdr, [1, 5, 28, 0, 64, 0, 20, 0, 6, 0], 'virtio_net_hdr: NEEDS_CSUM, GSO UDP_L4, hdr_len 28, gso_size 64, csum at udphdr.check');
+  t.same([rd16(first.pkt, 2), rd16(first.pkt, 24)], [20 + 8 + 64 * 64, 8 + 64 * 64], 'IP and UDP lengths cover the merged payloads');
+  const segs = rec.writes.flatMap(kernelUdpSegments);
+  t.equal(segs.length, 70, 'cut by the kernel into the 70 datagrams');
+  t.ok(segs.every(udpOk), 'each with a right UDP checksum once finished');
+  t.same(segs.map((d) => hex(d.subarray(28))), pays.map(hex), 'the payloads, in order');
+});
+
+t.test('UDP: a shorter datagram ends the super-frame, a longer one or another flow starts a new one', async (t) => {
+  const rec = new Recorder();
+  const w = new TunWriter(rec);
+  pushU(w, dgram(payloadOf(100, 1), 1));
+  pushU(w, dgram(payloadOf(100, 2), 2));
+  pushU(w, dgram(payloadOf(40, 3), 3));
+  t.equal(rec.writes.length, 1, 'the short one joined and ended it');
+  t.equal(rd16(rec.writes[0]!.pkt, 2), 20 + 8 + 240);
+  pushU(w, dgram(payloadOf(100, 4), 4));
+  pushU(w, dgram(payloadOf(200, 5), 5));
+  pushU(w, dgram(payloadOf(200, 6), 6, { sport: 40001 }));
+  pushU(w, dgram(payloadOf(200, 7), 7, { partial: false }));
+  w.flush();
+  t.same(rec.writes.slice(1).map((x) => [x.hdr[1], rd16(x.pkt, 2)]), [[0, 128], [0, 228], [0, 228], [0, 228]],
+    'then four packets alone: a longer datagram, another flow, and a complete unverified checksum');
+});
