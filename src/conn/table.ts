@@ -76,7 +76,7 @@ export const ADDR_V = 1;
 export const ADDR_D = 2;
 
 // Hash record: 6 uint32 words (24 bytes), everything a probe compares.
-const REC = 6;
+export const REC = 6;
 /** Client key: IPv4 caddr, or the IPv6 digest. */
 const R_C = 0;
 /** Virtual key: IPv4 vaddr, IPv6 digest, or (protocol 0 templates) the fwmark word. */
@@ -134,6 +134,28 @@ const HB_FWD = 25;
 /** Family of daddr (byte). */
 const HB_DAF = 26;
 
+/**
+ * Home slot of a client key (af, protocol, client key, cport) in a table of mask + 1
+ * slots hashed with `seed`: the kernel's ip_vs_conn_hashkey. A plain function so batch
+ * code can hold seed and mask in locals (ConnTable.seed, ConnTable.slotMask). A module
+ * `const` (not a function declaration, not read through the export) so callers here
+ * get it as a constant: no binding load and identity check before the inlined body.
+ */
+const hashHome = (seed: number, mask: number, af: number, proto: number, ckey: number, cport: number): number => {
+  let h = Math.imul(ckey ^ seed, 0xcc9e2d51);
+  h = (h << 15) | (h >>> 17);
+  h = Math.imul(h, 0x1b873593);
+  h ^= cport | (proto << 16) | (af << 24);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h & mask;
+};
+/** hashHome for other modules (bind it to a module `const` there too). */
+export const homeHash = hashHome;
+
 export class ConnTable {
   readonly capacity: number;
   readonly dests: DestLookup;
@@ -179,9 +201,11 @@ export class ConnTable {
   private readonly slots: Uint32Array;
   /** The record being placed by hashInsert (scratch, so inserting allocates nothing). */
   private readonly carry = new Uint32Array(REC);
-  private readonly slotMask: number;
+  /** hashSlots - 1 (read by FastPath.prepare into a local for homeHash). */
+  readonly slotMask: number;
   readonly hashSlots: number;
-  private readonly seed: number;
+  /** The hash seed (read by FastPath.prepare into a local for homeHash). */
+  readonly seed: number;
 
   // Timing wheel: ids 0..capacity-1 are entries; capacity + b is the list head of
   // bucket b; capacity + wheelSize is the scratch list runExpiry drains.
@@ -352,16 +376,7 @@ export class ConnTable {
 
   /** Home slot of a client key (af, protocol, client key, cport): the kernel's ip_vs_conn_hashkey. */
   private home(af: number, proto: number, ckey: number, cport: number): number {
-    let h = Math.imul(ckey ^ this.seed, 0xcc9e2d51);
-    h = (h << 15) | (h >>> 17);
-    h = Math.imul(h, 0x1b873593);
-    h ^= cport | (proto << 16) | (af << 24);
-    h ^= h >>> 16;
-    h = Math.imul(h, 0x85ebca6b);
-    h ^= h >>> 13;
-    h = Math.imul(h, 0xc2b2ae35);
-    h ^= h >>> 16;
-    return h & this.slotMask;
+    return hashHome(this.seed, this.slotMask, af, proto, ckey, cport);
   }
 
   /** Confirms the full IPv6 words behind a digest match. `vWords` 0: skip vaddr, 1: word 0 only, 4: all. */
@@ -560,11 +575,12 @@ export class ConnTable {
     let sink = 0;
     for (let i = 0; i < n; i++) {
       const r = homes[i]!;
-      if (r >= 0) sink ^= s[r + R_C]! ^ s[r + R_ID]!;
+      if (r >= 0) sink ^= s[r + R_C]! ^ s[(r + R_ID) | 0]!;
     }
     for (let i = 0; i < n; i++) {
       const r = homes[i]!;
-      if (r >= 0 && (s[r + R_M]! & M_USED) !== 0) sink ^= hot[s[r + R_ID]! * HOT + H_TIMEOUT]!;
+      // `| 0`: int32 index arithmetic, no overflow checks (r is a record position).
+      if (r >= 0 && (s[(r + R_M) | 0]! & M_USED) !== 0) sink ^= hot[(s[(r + R_ID) | 0]! * HOT + H_TIMEOUT) | 0]!;
     }
     return sink;
   }

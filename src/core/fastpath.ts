@@ -24,6 +24,7 @@ import * as connFlags from '../conn/flags.js';
 import * as svcTypes from '../svc/types.js';
 import type { Engine } from './engine.js';
 import { ecnEncapsulate } from '../xmit/tunnel.js';
+import * as connTable from '../conn/table.js';
 import * as reasons from './reasons.js';
 
 // Module-local copies of the imported constants: an imported binding is a live
@@ -53,6 +54,9 @@ const UDP = 17;
 // TCP flags that change state or need the general path: FIN, SYN, RST.
 const TCP_STATEFUL = 0x07;
 const TCP_ACK = 0x10;
+// The same for the home-slot hash (a function: folded, it inlines with no identity check).
+const homeHash = connTable.homeHash;
+const REC = connTable.REC;
 
 export class FastPath {
   private readonly e: Engine;
@@ -121,30 +125,55 @@ export class FastPath {
     const vips = e.vip4;
     const buf = batch.buf;
     const dv = this.viewFor(buf);
-    const end = buf.length;
+    const end = buf.length | 0;
     const homes = this.homes;
-    // The batch's arrays in locals: read through `batch`, each would be reloaded (and its map
-    // checked) on every iteration, after the stores into homes and inGuess.
+    // The batch's offsets in a local: read through `batch`, they would be reloaded (and their
+    // map checked) on every iteration, after the stores into homes and inGuess.
     const offs = batch.off;
-    const lens = batch.len;
+    // The hash seed and mask and the VIP set's slots and mask in locals too: as fields they
+    // were reloaded and checked every iteration (the seed, often a heap number, converted
+    // each time); `| 0` makes them int32 once, before the loop.
+    const seed = conns.seed | 0;
+    const mask = conns.slotMask | 0;
+    const vs = vips.slots;
+    const vmask = vips.mask | 0;
     for (let i = 0; i < n; i++) {
       // -1: nothing to load. Stored once, at the end (typed-array stores cost a dozen
       // instructions each here).
       let home = -1;
-      const o = offs[i]!;
+      // Offsets are int32 arithmetic throughout (`| 0`: no overflow checks; arena offsets are
+      // far below 2^31, and an out-of-range index only fails the bound or DataView check).
+      const o = offs[i]! | 0;
       // EtherType 0x0800, then version 4 / IHL 5.
-      if (lens[i]! >= 42 && o + 42 <= end && (dv.getUint32(o + 12) >>> 8) === 0x080045) {
-        const l3 = o + 14;
-        const proto = buf[l3 + 9]!;
+      // No length check: a short frame gives at worst a wrong guess, and tryForward drops
+      // it (len < 42) before using its home. The bound keeps the reads in the arena.
+      if (((o + 42) | 0) <= end && (dv.getUint32((o + 12) | 0) >>> 8) === 0x080045) {
+        const l3 = (o + 14) | 0;
+        // TTL, protocol and checksum: a DataView read, so the loop touches no other view.
+        const proto = (dv.getUint32((l3 + 8) | 0) >>> 16) & 0xff;
         if (proto === TCP || proto === UDP) {
-          const ports = dv.getUint32(l3 + 20);
-          const daddr = dv.getUint32(l3 + 16);
+          const ports = dv.getUint32((l3 + 20) | 0);
+          const daddr = dv.getUint32((l3 + 16) | 0);
           // Client packets are hashed by their source, replies by their destination (the client).
-          if (vips.has(daddr)) {
-            home = conns.homeRecord4(proto, dv.getUint32(l3 + 12), ports >>> 16);
+          // vips.has(daddr), probed inline (Ip4Set: 0 never a member, 0 marks an empty slot).
+          let vip = false;
+          if (daddr !== 0) {
+            let k = (Math.imul(daddr, 0x9e3779b1) >>> 16) & vmask;
+            for (;;) {
+              const v = vs[k]!;
+              if (v === daddr) {
+                vip = true;
+                break;
+              }
+              if (v === 0) break;
+              k = (k + 1) & vmask;
+            }
+          }
+          if (vip) {
+            home = Math.imul(homeHash(seed, mask, 4, proto, dv.getUint32((l3 + 12) | 0), ports >>> 16), REC);
             inGuess[i] = 1;
           } else {
-            home = conns.homeRecord4(proto, daddr, ports & 0xffff);
+            home = Math.imul(homeHash(seed, mask, 4, proto, daddr, ports & 0xffff), REC);
             inGuess[i] = 0;
           }
         }

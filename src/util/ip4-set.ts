@@ -7,8 +7,9 @@
  * batch (is the destination a VIP, i.e. is this a client packet or a reply?).
  */
 export class Ip4Set {
-  private readonly slots: Uint32Array;
-  private readonly mask: number;
+  /** Open-addressing slots, 0: empty (read by FastPath.prepare, which probes them inline). */
+  readonly slots: Uint32Array;
+  readonly mask: number;
   readonly size: number;
 
   constructor(addrs: Iterable<number> = []) {
