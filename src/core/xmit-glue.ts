@@ -208,7 +208,7 @@ export class Xmit {
    * partialAtL4); it may leave partial when the batch's backend finishes it (batch.txOffload).
    */
   tunnel(batch: FrameBatch, i: number, _id: number, dest: Dest, info: PacketInfo, partial = false): number {
-    let tgt = dest.id < this.tunTargets.length ? this.tunTargets[dest.id] : undefined;
+    let tgt = this.tunnelTargetOf(dest) as TunnelSlot | undefined;
     if (tgt === undefined) {
       // The outer IPv6 header needs a source address (the kernel's route lookup fails without one).
       if (dest.addr.af === 6 && !this.hasIp6()) { batch.verdict[i] = V_DROP; return R.R_NO_SOURCE_ADDR; }

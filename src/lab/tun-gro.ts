@@ -31,14 +31,11 @@ export type PacketSink = Pick<TunDevice, 'vnetHdr' | 'write'>;
 import { VNET_HDR_LEN, VIRTIO_NET_HDR_F_NEEDS_CSUM } from '../io/afpacket-libc.js';
 import { GSO_TCPV4, GSO_UDP_L4 } from '../io/batch.js';
 import { rd16, rd32 } from '../packet/bytes.js';
-import { csumFold, pseudoSum4, setIpv4HeaderChecksum } from '../packet/checksum.js';
+import { setIpv4HeaderChecksum, setPartialL4Checksum } from '../packet/checksum.js';
+import {
+  IPPROTO_TCP as TCP, IPPROTO_UDP as UDP, TCP_CWR, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG,
+} from '../packet/consts.js';
 
-const TCP_FIN = 0x01;
-const TCP_SYN = 0x02;
-const TCP_RST = 0x04;
-const TCP_PSH = 0x08;
-const TCP_URG = 0x20;
-const TCP_CWR = 0x80;
 /** Flags that keep a segment from being merged at all. */
 const NO_MERGE = TCP_SYN | TCP_RST | TCP_URG | TCP_CWR;
 /** Flags that end a super-frame after the segment carrying them joined it. */
@@ -47,8 +44,6 @@ const LAST = TCP_PSH | TCP_FIN;
 const IP_MAX = 65535;
 /** Datagrams per UDP super-frame: UDP_MAX_SEGMENTS is 64 in older kernels, 128 in newer ones. */
 const UDP_MAX_SEGS = 64;
-const TCP = 6;
-const UDP = 17;
 
 export interface TunWriterStats {
   /** Packets handed to push(). */
@@ -153,8 +148,7 @@ export class TunWriter {
     if (!tcp) { s[ip + 24] = l4Len >>> 8; s[ip + 25] = l4Len & 0xff; }
     // Partial: the folded pseudo-header sum over the merged length; the stack trusts it as
     // verified (CHECKSUM_PARTIAL), which is what it does for a GRO-merged packet.
-    const c = csumFold(pseudoSum4(rd32(s, ip + 12), rd32(s, ip + 16), this.proto, l4Len));
-    s[ip + 20 + co] = c >>> 8; s[ip + 21 + co] = c & 0xff;
+    setPartialL4Checksum(s, 4, ip, this.proto, ip + 20, l4Len);
     const hl = 20 + this.thl;
     s[0] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
     s[1] = tcp ? GSO_TCPV4 : GSO_UDP_L4;

@@ -18,7 +18,7 @@
 import { parseIp } from '../util/ip.js';
 import { parseMac } from '../util/mac.js';
 import { rd16, wr16, wr32 } from './bytes.js';
-import { csumFold, l4CsumOffset, pseudoSumAt, setIpv4HeaderChecksum, setL4Checksum } from './checksum.js';
+import { l4CsumOffset, setIpv4HeaderChecksum, setL4Checksum, setPartialL4Checksum } from './checksum.js';
 import {
   ETH_P_8021Q, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, ICMPV6_ECHO_REPLY, ICMPV6_ECHO_REQUEST, ICMPV6_PKT_TOOBIG,
   ICMP_DEST_UNREACH, ICMP_ECHO, ICMP_ECHOREPLY, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_SCTP, IPPROTO_TCP,
@@ -348,8 +348,8 @@ function fillL4Checksum(f: Uint8Array, af: 4 | 6, l3Off: number, proto: number, 
   if (mode === 'zero') {
     wr16(f, l4Off + co, 0);
   } else if (mode === 'partial' && (proto === IPPROTO_TCP || proto === IPPROTO_UDP)) {
-    // What the Linux stack leaves for the device: ~csum_tcpudp_magic(), the folded pseudo-header sum.
-    wr16(f, l4Off + co, csumFold(pseudoSumAt(f, af, l3Off, proto, l4Len)));
+    // What the Linux stack leaves for the device.
+    setPartialL4Checksum(f, af, l3Off, proto, l4Off, l4Len);
   } else {
     const c = setL4Checksum(f, af, l3Off, proto, l4Off, l4Len);
     // XOR 0x0101 never yields the other one's-complement zero (0x0000 <-> 0xffff), so it is always wrong.

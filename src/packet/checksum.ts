@@ -156,6 +156,15 @@ export function setL4Checksum(buf: Uint8Array, af: 4 | 6, l3Off: number, proto: 
   return c;
 }
 
+/**
+ * Stores what a CHECKSUM_PARTIAL TCP/UDP packet carries in its checksum field: the folded,
+ * non-complemented pseudo-header sum over `l4Len` (~csum_tcpudp_magic(), as tcp_v4_send_check
+ * leaves it), which whoever finishes the checksum sums the segment onto.
+ */
+export function setPartialL4Checksum(buf: Uint8Array, af: 4 | 6, l3Off: number, proto: number, l4Off: number, l4Len: number): void {
+  wr16(buf, l4Off + l4CsumOffset(af, proto), csumFold(pseudoSumAt(buf, af, l3Off, proto, l4Len)));
+}
+
 /** Verifies a TCP/UDP/ICMP/ICMPv6 checksum. UDP over IPv4 with checksum 0 passes (none sent); over IPv6 it fails. */
 export function l4ChecksumOk(buf: Uint8Array, af: 4 | 6, l3Off: number, proto: number, l4Off: number, l4Len: number): boolean {
   const co = l4CsumOffset(af, proto);

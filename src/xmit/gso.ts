@@ -22,8 +22,7 @@
  * backend finishes it (see tunnelXmitGso). No allocation.
  */
 import type { PacketInfo } from '../packet/info.js';
-import { csumFold, pseudoSumAt, setIpv4HeaderChecksum, setL4Checksum } from '../packet/checksum.js';
-import { wr16 } from '../packet/bytes.js';
+import { setIpv4HeaderChecksum, setL4Checksum, setPartialL4Checksum } from '../packet/checksum.js';
 import { GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4, SEG_GAP } from '../io/batch.js';
 import { type TunnelEncap, type TunnelTarget, encapHeaderLen, innerPartialMayStay, tunnelMtu } from './tunnel.js';
 import {
@@ -118,7 +117,6 @@ export function tunnelXmitGso(
   const seq0 = proto === TCP ? ((buf[l4 + 4]! << 24) | (buf[l4 + 5]! << 16) | (buf[l4 + 6]! << 8) | buf[l4 + 7]!) >>> 0 : 0;
   const flags0 = proto === TCP ? buf[l4 + 13]! : 0;
   const partial = offload && innerPartialMayStay(info, tgt);
-  const csumAt = proto === TCP ? 16 : 6;
   for (let k = n - 1; k >= 0; k--) {
     const l3k = e0 + k * stride + pre;
     const l4k = l3k + l4rel;
@@ -151,7 +149,7 @@ export function tunnelXmitGso(
       buf[l4k + 4] = ulen >>> 8; buf[l4k + 5] = ulen & 0xff;
     }
     // Partial: the folded pseudo-header sum, what the sender's stack leaves for the NIC.
-    if (partial) wr16(buf, l4k + csumAt, csumFold(pseudoSumAt(buf, af, l3k, proto, thl + pay)));
+    if (partial) setPartialL4Checksum(buf, af, l3k, proto, l4k, thl + pay);
     else setL4Checksum(buf, af, l3k, proto, l4k, thl + pay);
     info.l3Off = l3k;
     info.ipLen = segIp;
