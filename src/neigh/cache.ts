@@ -13,10 +13,14 @@
  * know), and ARP requests for our addresses or VIPs — like the kernel, which
  * creates an entry for whoever asks for one of its addresses.
  *
- * Hot path: `resolve` hashes the destination into a direct-mapped cache of
- * (destination → slot) and copies six bytes; nothing is allocated. Misses take the
- * slow path (route lookup, LRU index), which may allocate — once per destination,
- * and again only after the cache changed shape (an entry deleted, routes changed).
+ * Hot path: `resolve` finds the destination's route (RouteTable4.indexOf, mostly
+ * one load by first octet), then the slot of its next hop: for a route through a
+ * gateway, the slot remembered per route — every destination behind the gateway
+ * shares it, so a hundred thousand clients cost no more than one; for an on-link
+ * route, a direct-mapped cache of (destination → slot). Then it copies six bytes;
+ * nothing is allocated. Misses take the slow path (LRU index), which may allocate —
+ * once per next hop, and again only after the cache changed shape (an entry
+ * deleted, routes changed).
  */
 import type { NextHopResolver } from './static.js';
 import { RouteTable4, type Route4 } from './routes.js';
@@ -61,19 +65,32 @@ export class NeighbourCache extends NudTable<number> implements NextHopResolver 
   /** Slot addresses. */
   private readonly ip: Uint32Array;
 
-  // Destination → slot, direct-mapped; entries of an older generation are misses.
+  // Destination → slot for on-link destinations, direct-mapped; entries of an older generation are misses.
   private readonly dcKey: Uint32Array;
   private readonly dcSlot: Int32Array;
   private readonly dcGen: Uint32Array;
   private readonly dcShift: number;
 
+  // Per route of `routes` (same index): the egress ifindex (-1: an interface we do not serve),
+  // the gateway (0: on-link), and the gateway's slot, valid while rtGen is the current generation.
+  private rtIfx = new Int32Array(0);
+  private rtGw = new Uint32Array(0);
+  private rtSlot = new Int32Array(0);
+  private rtGen = new Uint32Array(0);
+  /** Set when rtSlot answered a frame: tick() then marks the gateway recently used (see touchGateways). */
+  private rtUsed = new Uint8Array(0);
+
   private readonly arp = new ArpView();
+  /** The slots' MACs (NudTable.mac), read as words by resolve. */
+  private readonly macView: DataView;
 
   constructor(opts: NeighbourCacheOptions) {
     super(opts.ifaces, opts, newNeighStats());
     for (const i of opts.ifaces) if (i.ip4 !== 0) this.ownIps.add(i.ip4);
     this.routes = opts.routes ?? onLinkRoutes(opts.ifaces);
+    this.indexRoutes();
     this.ip = new Uint32Array(this.capacity);
+    this.macView = new DataView(this.mac.buffer, this.mac.byteOffset, this.mac.byteLength);
     const bits = opts.dstCacheBits ?? 14;
     this.dcKey = new Uint32Array(1 << bits);
     this.dcSlot = new Int32Array(1 << bits);
@@ -102,21 +119,38 @@ export class NeighbourCache extends NudTable<number> implements NextHopResolver 
   resolve(af: 4 | 6, a: Uint32Array, out: Uint8Array, outOff: number): boolean {
     if (af !== 4) return this.v6.resolve6(a, out, outOff);
     const d = a[0]! >>> 0;
-    const h = Math.imul(d, 0x9e3779b1) >>> this.dcShift;
+    const k = this.routes.indexOf(d);
+    if (k < 0 || this.rtIfx[k]! < 0) { this.stats.noRoute++; this.stats.unresolved++; return false; }
+    const gw = this.rtGw[k]!;
     let s: number;
-    if (this.dcKey[h] === d && this.dcGen[h] === this.gen) {
-      s = this.dcSlot[h]!;
+    if (gw !== 0) {
+      if (this.rtGen[k] === this.gen) {
+        s = this.rtSlot[k]!;
+        this.rtUsed[k] = 1;
+      } else {
+        s = this.hopSlot(gw, k);
+        if (s < 0) { this.stats.unresolved++; return false; }
+        this.rtGen[k] = this.gen;
+        this.rtSlot[k] = s;
+      }
     } else {
-      s = this.lookupSlow(d);
-      if (s < 0) { this.stats.unresolved++; return false; }
-      this.dcKey[h] = d;
-      this.dcGen[h] = this.gen;
-      this.dcSlot[h] = s;
+      const h = Math.imul(d, 0x9e3779b1) >>> this.dcShift;
+      if (this.dcKey[h] === d && this.dcGen[h] === this.gen) {
+        s = this.dcSlot[h]!;
+      } else {
+        s = this.hopSlot(d, k);
+        if (s < 0) { this.stats.unresolved++; return false; }
+        this.dcKey[h] = d;
+        this.dcGen[h] = this.gen;
+        this.dcSlot[h] = s;
+      }
     }
-    const m = this.mac;
+    // Two loads (a DataView over the slots' MACs) rather than six checked byte loads.
     const o = s * 6;
-    out[outOff] = m[o]!; out[outOff + 1] = m[o + 1]!; out[outOff + 2] = m[o + 2]!;
-    out[outOff + 3] = m[o + 3]!; out[outOff + 4] = m[o + 4]!; out[outOff + 5] = m[o + 5]!;
+    const hi = this.macView.getUint16(o);
+    const lo = this.macView.getUint32(o + 2);
+    out[outOff] = hi >>> 8; out[outOff + 1] = hi;
+    out[outOff + 2] = lo >>> 24; out[outOff + 3] = lo >>> 16; out[outOff + 4] = lo >>> 8; out[outOff + 5] = lo;
     return true;
   }
 
@@ -128,17 +162,44 @@ export class NeighbourCache extends NudTable<number> implements NextHopResolver 
 
   // ------------------------------------------------------------------ slow path
 
-  private lookupSlow(d: number): number {
-    const r = this.routes.lookup(d);
-    const iface = r === null ? undefined : this.ifByName.get(r.ifname);
-    if (r === null || iface === undefined) { this.stats.noRoute++; return -1; }
-    const nh = r.gateway !== 0 ? r.gateway : d;
+  /** The slot of next hop `nh` (route k's gateway, or the destination) when usable, else -1 (asked for if new). */
+  private hopSlot(nh: number, k: number): number {
     const s = this.slotOf(nh | 0);
     if (s === undefined) {
-      this.ip[this.startResolve(nh | 0, iface.index)] = nh >>> 0;
+      this.ip[this.startResolve(nh | 0, this.rtIfx[k]!)] = nh >>> 0;
       return -1;
     }
     return this.usableOrRetry(s);
+  }
+
+  /** Rebuilds the per-route arrays for `routes` (constructor, setRoutes). */
+  private indexRoutes(): void {
+    const list = this.routes.list();
+    const n = list.length;
+    this.rtIfx = new Int32Array(n);
+    this.rtGw = new Uint32Array(n);
+    this.rtSlot = new Int32Array(n);
+    this.rtGen = new Uint32Array(n); // 0 is never a generation: nothing cached yet
+    this.rtUsed = new Uint8Array(n);
+    for (let k = 0; k < n; k++) {
+      const r = list[k]!;
+      this.rtIfx[k] = this.ifByName.get(r.ifname)?.index ?? -1;
+      this.rtGw[k] = r.gateway >>> 0;
+    }
+  }
+
+  /**
+   * Marks the gateways that answered frames since the last tick recently used in the LRU
+   * index. A destination resolved through the index marks its next hop; those answered by
+   * rtSlot skip the index, and without this a busy gateway could be evicted first when the
+   * table is full.
+   */
+  private touchGateways(): void {
+    for (let k = 0; k < this.rtUsed.length; k++) {
+      if (this.rtUsed[k] === 0) continue;
+      this.rtUsed[k] = 0;
+      if (this.rtGen[k] === this.gen) this.slotOf(this.rtGw[k]! | 0);
+    }
   }
 
   // ------------------------------------------------------------------ learning
@@ -184,6 +245,7 @@ export class NeighbourCache extends NudTable<number> implements NextHopResolver 
 
   /** Ages entries of both families and schedules re-probes (call about once a second, between batches). */
   override tick(now: number): void {
+    this.touchGateways();
     super.tick(now);
     this.v6.tick(now);
   }
@@ -212,6 +274,7 @@ export class NeighbourCache extends NudTable<number> implements NextHopResolver 
   setRoutes(routes: RouteTable4): void {
     if (routes.signature === this.routes.signature) return;
     this.routes = routes;
+    this.indexRoutes();
     this.changed(true);
   }
 

@@ -27,16 +27,45 @@ function prefixMask(prefix: number): number {
   return prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
 }
 
-/** Longest-prefix-match lookup over a (small) list of routes. */
+/** byOctet value: more than one route may apply inside this /8, walk the list. */
+const WALK = -2;
+
+/**
+ * Longest-prefix-match lookup over a (small) list of routes. The neighbour cache
+ * looks up every destination it has not cached (each client of a NAT reply), so
+ * the match is over typed arrays, and a table by first octet answers at once for
+ * the /8s that no route longer than /8 starts in — for a usual table (a default
+ * route, a few on-link subnets) that is nearly every address on the Internet.
+ */
 export class RouteTable4 {
   private readonly routes: Route4[];
   /** Text that changes whenever the routes do (to skip no-op refreshes). */
   readonly signature: string;
+  // routes[k]'s network and mask, in the same (match) order.
+  private readonly dst: Uint32Array;
+  private readonly mask: Uint32Array;
+  /** By first octet: the index of the route every address of that /8 takes (-1: none), or WALK. */
+  private readonly byOctet = new Int32Array(256);
 
   constructor(routes: Route4[]) {
     // Longest prefix first; among equal prefixes the lowest metric wins (the kernel's fib order).
     this.routes = routes.slice().sort((a, b) => b.prefix - a.prefix || a.metric - b.metric);
     this.signature = this.routes.map((r) => `${r.dst}/${r.prefix}>${r.gateway}@${r.ifname}:${r.metric}`).join(',');
+    const n = this.routes.length;
+    this.dst = new Uint32Array(n);
+    this.mask = new Uint32Array(n);
+    for (let k = 0; k < n; k++) {
+      const r = this.routes[k]!;
+      this.mask[k] = prefixMask(r.prefix);
+      this.dst[k] = r.dst >>> 0;
+    }
+    // A /8 in which no route longer than /8 starts is matched, all of it, by the same routes
+    // (a /8 or shorter one covers all of it or none): its answer is its first address's.
+    for (let o = 0; o < 256; o++) this.byOctet[o] = this.walk((o << 24) >>> 0);
+    for (let k = 0; k < n; k++) {
+      const r = this.routes[k]!;
+      if (r.prefix > 8) this.byOctet[this.dst[k]! >>> 24] = WALK;
+    }
   }
 
   get size(): number {
@@ -44,11 +73,24 @@ export class RouteTable4 {
   }
 
   lookup(dst: number): Route4 | null {
+    const k = this.indexOf(dst);
+    return k < 0 ? null : this.routes[k]!;
+  }
+
+  /** The index in list() of the route `dst` takes, or -1 when none does. */
+  indexOf(dst: number): number {
     const d = dst >>> 0;
-    for (const r of this.routes) {
-      if (((d & prefixMask(r.prefix)) >>> 0) === r.dst) return r;
+    const k = this.byOctet[d >>> 24]!;
+    return k !== WALK ? k : this.walk(d);
+  }
+
+  private walk(d: number): number {
+    const dst = this.dst;
+    const mask = this.mask;
+    for (let k = 0; k < dst.length; k++) {
+      if (((d & mask[k]!) >>> 0) === dst[k]) return k;
     }
-    return null;
+    return -1;
   }
 
   list(): readonly Route4[] {
