@@ -156,6 +156,16 @@ const hashHome = (seed: number, mask: number, af: number, proto: number, ckey: n
 /** hashHome for other modules (bind it to a module `const` there too). */
 export const homeHash = hashHome;
 
+/**
+ * The hash and hot record layouts, for batch code that holds the record arrays in locals
+ * (FastPath.run, through ConnTable.hashRecords and the hot* accessors). Bind the fields it
+ * uses to module consts there, as with the other imported constants.
+ */
+export const recordLayout = {
+  REC, R_C, R_V, R_D, R_P, R_M, R_ID, M_USED, M_NOCPORT, M_MASQ, IN_MASK, TPL_MASK,
+  HOT, H_TIMEOUT, H_INPKTS, H_EXPIRES64, H_DEST, H_SVC, HB_STATE, HB_FWD, HB_DAF,
+} as const;
+
 export class ConnTable {
   readonly capacity: number;
   readonly dests: DestLookup;
@@ -339,24 +349,9 @@ export class ConnTable {
     return n;
   }
 
-  /** The bound dest id or -1: the same value as destId[id], read from the hot record. */
-  destIdOf(id: number): number {
-    return this.hotI32[id * HOT + H_DEST]!;
-  }
-
   /** The service id: the same value as svcId[id], read from the hot record. */
   svcIdOf(id: number): number {
     return this.hotI32[id * HOT + H_SVC]!;
-  }
-
-  /** The forwarding method, flags & CONN_F_FWD_MASK (fixed once the entry is created), from the hot record. */
-  fwdMethodOf(id: number): number {
-    return this.hot8[id * HOT_BYTES + HB_FWD]!;
-  }
-
-  /** daf[id], from the hot record. */
-  dafOf(id: number): number {
-    return this.hot8[id * HOT_BYTES + HB_DAF]!;
   }
 
   // ---------------------------------------------------------------- keys
@@ -475,18 +470,15 @@ export class ConnTable {
   /**
    * lookupIn(4, ...) with the addresses as numbers, answering the matched hash
    * record's position instead of the id (or -1), so the caller reads the NAT
-   * rewrite data from the line the probe already loaded: recId, recDaddr,
-   * recDport, recVaddr, recVport. A position is valid until the next insert
-   * or removal.
+   * rewrite data from the line the probe already loaded (recordLayout). A
+   * position is valid until the next insert or removal.
    */
   findIn4(proto: number, caddr: number, cport: number, vaddr: number, vport: number): number {
     return this.findIn4At(this.home(4, proto, caddr, cport) * REC, proto, caddr, cport, vaddr, vport);
   }
 
   /**
-   * findIn4 for a caller that already has the key's home record position
-   * (homeRecord4(proto, caddr, cport)): FastPath.prepare computed it to load the
-   * line early, so the hash is not mixed twice per frame.
+   * findIn4 from the key's home record position (home(4, proto, caddr, cport) * REC).
    */
   findIn4At(home: number, proto: number, caddr: number, cport: number, vaddr: number, vport: number): number {
     const r = this.probeIn4(home, proto, caddr, cport, vaddr, vport);
@@ -530,38 +522,9 @@ export class ConnTable {
     }
   }
 
-  /** The id of the entry at record position r. */
-  recId(r: number): number {
-    return this.slots[r + R_ID]!;
-  }
-
-  /** daddr[id] of the entry at r (the IPv4 real-server address when its daf is 4). */
-  recDaddr(r: number): number {
-    return this.slots[r + R_D]!;
-  }
-
-  /** dport[id] of the entry at r. */
-  recDport(r: number): number {
-    return this.slots[r + R_M]! >>> 16;
-  }
-
-  /** vaddr[id] of the entry at r (the IPv4 VIP when its af is 4). */
-  recVaddr(r: number): number {
-    return this.slots[r + R_V]!;
-  }
-
-  /** vport[id] of the entry at r. */
-  recVport(r: number): number {
-    return this.slots[r + R_P]! & 0xffff;
-  }
-
-  /** The record position of the home slot of an IPv4 client key (protocol, address, port). */
-  homeRecord4(proto: number, caddr: number, cport: number): number {
-    return this.home(4, proto, caddr, cport) * REC;
-  }
-
   /**
-   * Loads, for each of the first n record positions in `homes` (-1: skip), the record
+   * Loads, for each of the first n entries of `homes` — a record position shifted left by
+   * one, the low bit the caller's own (FastPath: which lookup it is for); -1: skip — the record
    * there, then the hot record of the entry found in it, and answers bits of them that
    * the caller folds into a sink so the loads are kept: batch code touches every frame's
    * slots before the first lookup, so their cache misses overlap (two tight loops, the
@@ -574,17 +537,45 @@ export class ConnTable {
     const hot = this.hot32;
     let sink = 0;
     for (let i = 0; i < n; i++) {
-      const r = homes[i]!;
+      const r = homes[i]! >> 1;
       if (r >= 0) sink ^= s[r + R_C]! ^ s[(r + R_ID) | 0]!;
     }
     for (let i = 0; i < n; i++) {
-      const r = homes[i]!;
+      const r = homes[i]! >> 1;
       // `| 0`: int32 index arithmetic, no overflow checks (r is a record position).
       if (r >= 0 && (s[(r + R_M) | 0]! & M_USED) !== 0) sink ^= hot[(s[(r + R_ID) | 0]! * HOT + H_TIMEOUT) | 0]!;
     }
     return sink;
   }
 
+
+  // ---------------------------------------------------------------- batch access (FastPath.run)
+
+  // The record arrays themselves, for a loop over a whole batch that keeps them in locals:
+  // through the per-record methods above (findIn4, stateOf, countInPkt, touch, ...)
+  // every use reloads the array from `this` and re-checks its map, after each store or call
+  // of the frame. Layout: recordLayout. The caller reads, and writes only what countInPkt
+  // and touch write (the in-packet count and, when not moving earlier, the expiry).
+
+  /** The hash records (REC words each). */
+  get hashRecords(): Uint32Array {
+    return this.slots;
+  }
+
+  /** The hot records as uint32 words (HOT per id; the int32 and byte fields read from them too). */
+  get hotWords(): Uint32Array {
+    return this.hot32;
+  }
+
+  /** The hot records as float64 (the expiry at id * 4 + H_EXPIRES64). */
+  get hotFloats(): Float64Array {
+    return this.hot64;
+  }
+
+  /** Hashed entries without a client port: while non-zero, a missed inbound lookup retries with cport 0 (findIn4At). */
+  get noCportCount(): number {
+    return this.noCport;
+  }
 
   private daddrEquals(id: number, af: number, a: Uint32Array): boolean {
     if (af === 4) return this.daf[id] === 4 && this.daddr[id] === a[0];

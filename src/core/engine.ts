@@ -172,29 +172,30 @@ export class Engine {
     this.tx = tx;
     const fast = this.fast;
     fast.prepare(batch);
-    // Readonly objects in locals: read through `this` or `batch`, V8 would reload and
-    // re-check them on every frame, after the calls of the previous one.
-    const o = this.outcome;
-    const counts = this.reasonCount;
-    const ifindex = batch.ifindex;
-    const verdicts = batch.verdict;
-    const reasons = batch.reason;
-    for (let i = 0; i < batch.count; i++) {
-      o.destId = -1; o.isNew = false; o.svcId = -1;
-      this.txCause = i;
-      this.inIfindex = ifindex[i]!;
-      // The fast path is called from here rather than from frame(): one call less per frame.
-      let reason = fast.tryForward(batch, i);
-      if (reason < 0) reason = this.frame(batch, i);
-      const verdict = verdicts[i]!;
-      reasons[i] = reason;
-      counts[reason]!++;
-      this.trace(i, verdict, reason, o);
+    // The frame loop: the fast path inline, generalFrame for the other frames (fastpath.ts).
+    fast.run(batch, this.trace === noTrace ? null : this.trace);
+    // What a per-frame loop leaves: the last frame as the current one.
+    const n = batch.count;
+    if (n > 0) {
+      this.txCause = n - 1;
+      this.inIfindex = batch.ifindex[n - 1]!;
     }
     this.tx = null;
   }
 
   // ---------------------------------------------------------------- dispatch
+
+  /**
+   * The per-frame part of process's loop for a frame FastPath.run did not forward: outcome
+   * reset, current frame, then the general path. Returns the frame's reason.
+   */
+  generalFrame(batch: FrameBatch, i: number): number {
+    const o = this.outcome;
+    o.destId = -1; o.isNew = false; o.svcId = -1;
+    this.txCause = i;
+    this.inIfindex = batch.ifindex[i]!;
+    return this.frame(batch, i);
+  }
 
   /** The general path for a frame the fast path did not take. */
   private frame(batch: FrameBatch, i: number): number {

@@ -8,24 +8,29 @@
  * general path's outcome is known in advance — no state change, no scheduling, no
  * ICMP — so this does the same work with fewer steps: one bounds-checked header
  * read, one hash probe, incremental checksums, per-destination cached MACs.
- * Anything else returns -1 and takes the general path (engine.ts), which stays
- * the reference: test/core/fastpath.test.ts checks both produce identical bytes,
- * counters and connection state.
+ * Anything else takes the general path (engine.ts), which stays the reference:
+ * test/core/fastpath.test.ts checks both produce identical bytes, counters and
+ * connection state.
  *
  * Memory, not instructions, is what costs at 100k+ flows: each packet needs its
  * connection's hash record and hot record (conn/table.ts), two cache lines that
  * are almost never cached. `prepare(batch)` therefore walks the whole batch
  * first, loading every frame's hash slots, then every hit's hot record, so the
  * misses of different frames overlap instead of stalling one after another.
+ *
+ * Then `run(batch)` is Engine.process's whole frame loop: the fast path inline, with
+ * everything it touches in locals for the batch, and the general path called for the
+ * other frames, in order.
  */
 import * as batchConsts from '../io/batch.js';
 import type { FrameBatch } from '../io/batch.js';
 import * as connFlags from '../conn/flags.js';
 import * as svcTypes from '../svc/types.js';
-import type { Engine } from './engine.js';
+import type { Engine, TraceHook } from './engine.js';
 import { ecnEncapsulate } from '../xmit/tunnel.js';
 import * as connTable from '../conn/table.js';
 import * as reasons from './reasons.js';
+import * as xmitGlue from './xmit-glue.js';
 
 // Module-local copies of the imported constants: an imported binding is a live
 // cell that optimized code loads and checks for the hole (TDZ) at every use,
@@ -57,6 +62,36 @@ const TCP_ACK = 0x10;
 // The same for the home-slot hash (a function: folded, it inlines with no identity check).
 const homeHash = connTable.homeHash;
 const REC = connTable.REC;
+// The record layouts run() reads the connection table's arrays with (conn/table.ts).
+const layout = connTable.recordLayout;
+const R_C = layout.R_C;
+const R_V = layout.R_V;
+const R_D = layout.R_D;
+const R_P = layout.R_P;
+const R_M = layout.R_M;
+const R_ID = layout.R_ID;
+const M_USED = layout.M_USED;
+const M_NOCPORT = layout.M_NOCPORT;
+const M_MASQ = layout.M_MASQ;
+const IN_MASK = layout.IN_MASK;
+const TPL_MASK = layout.TPL_MASK;
+const H_TIMEOUT = layout.H_TIMEOUT;
+const H_INPKTS = layout.H_INPKTS;
+const H_EXPIRES64 = layout.H_EXPIRES64;
+const H_DEST = layout.H_DEST;
+/** id << HOT_SHIFT: an id's first hot word (HOT, 8 words, a power of two). */
+const HOT_SHIFT = 31 - Math.clz32(layout.HOT);
+/**
+ * The hot word holding the state, forwarding-method and daf bytes (HB_STATE, HB_FWD, HB_DAF:
+ * bytes 0, 1, 2 of one uint32 word on a little-endian machine). run() reads them as one word;
+ * on a big-endian one, or with another layout, Engine.process keeps the per-frame loop.
+ */
+const HW_SFD = layout.HB_STATE >>> 2;
+const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
+/** Whether run() can read the hot record and index it as it does (see HW_SFD, HOT_SHIFT). */
+export const BATCH_LOOP_OK = LITTLE_ENDIAN && layout.HOT === 1 << HOT_SHIFT &&
+  layout.HB_STATE % 4 === 0 && layout.HB_FWD === layout.HB_STATE + 1 && layout.HB_DAF === layout.HB_STATE + 2;
+const NEXT_HOP_OK = xmitGlue.NEXT_HOP_OK;
 
 export class FastPath {
   private readonly e: Engine;
@@ -66,11 +101,12 @@ export class FastPath {
   hits = 0;
 
   // Per-frame scratch of prepare(): the home record position of the key the frame most
-  // likely has, and which lookup that key is for (1: client → VIP, 0: reply). tryForward
-  // starts its lookup there instead of mixing the hash again.
+  // likely has, shifted left by one, with which lookup that key is for in the low bit (1:
+  // client → VIP, 0: reply), or -1. run starts its lookup there instead of
+  // mixing the hash again. One array rather than two: each typed array a loop reads costs
+  // its own map, bounds and pointer checks per frame.
   private homes = new Int32Array(0);
-  private inGuess = new Uint8Array(0);
-  /** The batch homes/inGuess describe (tryForward ignores them for any other). */
+  /** The batch homes describes (run ignores it for any other). */
   private prepared: FrameBatch | null = null;
   /** Folds the prefetch loads so the compiler keeps them. */
   private sink = 0;
@@ -110,15 +146,11 @@ export class FastPath {
    */
   prepare(batch: FrameBatch): void {
     const n = batch.count;
-    if (this.homes.length < n) {
-      this.homes = new Int32Array(batch.capacity);
-      this.inGuess = new Uint8Array(batch.capacity);
-    }
+    if (this.homes.length < n) this.homes = new Int32Array(batch.capacity);
     this.prepared = batch;
     const mac = this.e.mac;
     this.macHi = (mac[0]! << 8) | mac[1]!;
     this.macLo = ((mac[2]! << 24) | (mac[3]! << 16) | (mac[4]! << 8) | mac[5]!) >>> 0;
-    const inGuess = this.inGuess;
     const e = this.e;
     const conns = e.conns;
     // Built by Engine.refresh, which runs right before this.
@@ -128,7 +160,7 @@ export class FastPath {
     const end = buf.length | 0;
     const homes = this.homes;
     // The batch's offsets in a local: read through `batch`, they would be reloaded (and their
-    // map checked) on every iteration, after the stores into homes and inGuess.
+    // map checked) on every iteration, after the store into homes.
     const offs = batch.off;
     // The hash seed and mask and the VIP set's slots and mask in locals too: as fields they
     // were reloaded and checked every iteration (the seed, often a heap number, converted
@@ -145,7 +177,7 @@ export class FastPath {
       // far below 2^31, and an out-of-range index only fails the bound or DataView check).
       const o = offs[i]! | 0;
       // EtherType 0x0800, then version 4 / IHL 5.
-      // No length check: a short frame gives at worst a wrong guess, and tryForward drops
+      // No length check: a short frame gives at worst a wrong guess, and run drops
       // it (len < 42) before using its home. The bound keeps the reads in the arena.
       if (((o + 42) | 0) <= end && (dv.getUint32((o + 12) | 0) >>> 8) === 0x080045) {
         const l3 = (o + 14) | 0;
@@ -170,11 +202,9 @@ export class FastPath {
             }
           }
           if (vip) {
-            home = Math.imul(homeHash(seed, mask, 4, proto, dv.getUint32((l3 + 12) | 0), ports >>> 16), REC);
-            inGuess[i] = 1;
+            home = (Math.imul(homeHash(seed, mask, 4, proto, dv.getUint32((l3 + 12) | 0), ports >>> 16), REC) << 1) | 1;
           } else {
-            home = Math.imul(homeHash(seed, mask, 4, proto, daddr, ports & 0xffff), REC);
-            inGuess[i] = 0;
+            home = Math.imul(homeHash(seed, mask, 4, proto, daddr, ports & 0xffff), REC) << 1;
           }
         }
       }
@@ -186,166 +216,334 @@ export class FastPath {
     this.sink ^= conns.touchHomes(homes, n);
   }
 
-  /** Forwards frame i if it is an eligible established packet; returns its reason, or -1. */
-  tryForward(batch: FrameBatch, i: number): number {
-    const partial = (batch.flags[i]! & FRAME_CSUM_NOT_READY) !== 0;
-    // `!== true` is one pointer compare; `!this.enabled` is V8's generic truthiness test
-    // (the field holds a tagged value), a dozen instructions.
-    if (this.enabled !== true || (partial && !batch.txOffload)) return -1;
-    const buf = batch.buf;
-    const dv = buf === this.viewOf ? this.view : this.viewFor(buf);
-    const o = batch.off[i]!;
-    const len = batch.len[i]!;
-    if (len < 42 || o + len > buf.length) return -1;
-    const l3 = o + 14;
-    if ((dv.getUint32(o + 12) >>> 8) !== 0x080045) return -1; // IPv4 without options
-    const totLen = dv.getUint16(l3 + 2);
-    if (totLen < 28 || totLen > len - 14) return -1;
-    // Fragment bits, TTL and protocol in one read.
-    const w = dv.getUint32(l3 + 6);
-    if ((w & 0x3fff0000) !== 0) return -1; // fragment
-    if ((w & 0xff00) <= 0x0100) return -1; // TTL expiry: general path sends the ICMP
-    const proto = w & 0xff;
-    const l4 = l3 + 20;
-    let csumAt: number;
-    if (proto === TCP) {
-      if (totLen < 40) return -1;
-      // Data offset and flags in one read.
-      const offFlags = dv.getUint16(l4 + 12);
-      const doff = offFlags >>> 12;
-      if (doff < 5 || 20 + (doff << 2) > totLen) return -1;
-      if ((offFlags & TCP_STATEFUL) !== 0 || (offFlags & TCP_ACK) === 0) return -1;
-      csumAt = l4 + 16;
-    } else if (proto === UDP) {
-      const ulen = dv.getUint16(l4 + 4);
-      if (ulen < 8 || ulen > totLen - 20) return -1;
-      if (dv.getUint16(l4 + 6) === 0) return -1; // zero checksum: the kernel computes a full one
-      csumAt = l4 + 6;
-    } else {
-      return -1;
-    }
-    // A partial checksum must be the one at this transport header (csum_start 34 = 14 + 20).
-    if (partial && (batch.csumStart[i] !== 34 || batch.csumOffset[i] !== csumAt - l4)) return -1;
+  /**
+   * Engine.process's frame loop (after prepare): every frame in order, the eligible
+   * established ones forwarded here, the others through Engine.generalFrame — in order, so
+   * each frame sees what the general path did to the connection table for the frames before
+   * it. Writes each frame's reason and counts it; calls `trace`, when given, for every frame
+   * with its outcome. With the fast path off (`enabled`, or a machine BATCH_LOOP_OK rules
+   * out) every frame takes the general path.
+   *
+   * One loop with everything it touches in locals — the batch's arrays, the arena's view,
+   * the table's record arrays, the next-hop cache, the timeouts: called per frame, a
+   * function reloads each of them from `this`, `this.e`, `conns` and `batch` (and re-checks
+   * their maps) after every store and call, which cost about a third of the instructions
+   * (callgrind, nat-in: −318 per frame against the per-frame tryForward this replaced).
+   * The scalars it holds that a general frame could change (the table's NO_CPORT count,
+   * MTU, secure_tcp, the two timeouts) are read again after each general frame; the arrays
+   * are only replaced between batches.
+   *
+   * Without a tracer nothing reads the outcome or reasonCount during the batch, so neither
+   * is touched per forwarded frame: the forwarded frames' reasons are counted once at the
+   * end, and the outcome is left as a per-frame loop would leave it, the last frame's.
+   */
+  run(batch: FrameBatch, trace: TraceHook | null): void {
     const e = this.e;
-    if (totLen > e.mtu || e.sysctls.secure_tcp >= 2) return -1;
-    const saddr = dv.getUint32(l3 + 12);
-    const daddr = dv.getUint32(l3 + 16);
-    const ports = dv.getUint32(l4);
-    const sport = ports >>> 16;
-    const dport = ports & 0xffff;
+    const n = batch.count;
     const conns = e.conns;
-    // Inbound lookup first, then the reply lookup, as the general path does; the one the
-    // prepare() guess was for starts from the home it already computed (same bytes, same key).
-    const home = batch === this.prepared && i < this.homes.length ? this.homes[i]! : -1;
-    const guessIn = home >= 0 && this.inGuess[i] === 1;
-    let r = guessIn ? conns.findIn4At(home, proto, saddr, sport, daddr, dport)
-      : conns.findIn4(proto, saddr, sport, daddr, dport);
-    let inbound = true;
-    if (r < 0) {
-      r = home >= 0 && !guessIn ? conns.findOut4At(home, proto, saddr, sport, daddr, dport)
-        : conns.findOut4(proto, saddr, sport, daddr, dport);
-      if (r < 0) return -1;
-      inbound = false;
-    }
-    const id = conns.recId(r);
-    // ONE_PACKET conns are never hashed, so no lookup finds them.
-    const method = conns.fwdMethodOf(id);
-    if (conns.dafOf(id) !== 4) return -1;
-    if (inbound ? method !== CONN_F_MASQ && method !== CONN_F_DROUTE && method !== CONN_F_TUNNEL
-      : method !== CONN_F_MASQ) return -1;
-    // The state machine would keep the state and re-arm the same timeout: check that.
-    const state = conns.stateOf(id);
-    const timeout = conns.timeoutOf(id);
-    if (proto === TCP) {
-      if (state !== TCP_S_ESTABLISHED || timeout !== conns.timeouts.tcp[TCP_S_ESTABLISHED]) return -1;
-    } else if (state !== UDP_S_NORMAL || timeout !== conns.timeouts.udp[UDP_S_NORMAL]) {
-      return -1;
-    }
-    const dest = e.table.destById(conns.destIdOf(id));
-    if (dest === undefined || (dest.flags & DEST_F_AVAILABLE) === 0) return -1;
-
-    // Next hop before any change, so a miss leaves the frame untouched for the general path.
-    // Then the source MAC, ours (read by prepare(), which Engine.process runs first).
-    if (inbound) {
-      if (method === CONN_F_TUNNEL) return this.tunnel(batch, i, dv, id, dest);
-      const tail = e.xmitGlue.destMacHead(dest, dv, o);
-      if (tail < 0) return -1;
-      dv.setUint32(o + 4, (tail << 16) | this.macHi);
-    } else {
-      const a = this.addr;
-      a[0] = daddr;
-      if (!e.neigh.resolve(4, a, buf, o)) return -1;
-      dv.setUint16(o + 6, this.macHi);
-    }
-    dv.setUint32(o + 8, this.macLo);
-
-    // ip_decrease_ttl: the TTL (> 1, checked above) and protocol as the high half of the header
-    // word at l3 + 8, stored with the new checksum as one 32-bit word at the end.
-    const ttlProto = ((w & 0xffff) - 0x0100) << 16;
-    let ipc = dv.getUint16(l3 + 10) + 0x0100;
-    if (ipc >= 0xffff) ipc += 1;
-    ipc &= 0xffff;
-
-    // The counters of Engine.countIn/countOut (ip_vs_in_stats / ip_vs_out_stats); dest is available.
-    const dc = dest.stats.cnt;
-    const sc = dest.svc.stats.cnt;
-    const tc = e.table.totalStats.cnt;
-    let reason: number;
-    // NAT: one address and one port replaced. The checksum arithmetic is RFC 1624 written out
-    // here (csumUpdate32 and csumUpdate16, folded once), because this function is at V8's
-    // inlining budget: helpers called from here would stay calls.
-    let oldA: number, newA: number, oldP: number, newP: number, aAt: number, pAt: number;
-    if (inbound) {
-      dc[ST_INPKTS]!++; dc[ST_INBYTES]! += totLen;
-      sc[ST_INPKTS]!++; sc[ST_INBYTES]! += totLen;
-      tc[ST_INPKTS]!++; tc[ST_INBYTES]! += totLen;
-      conns.countInPkt(id);
-      if (method !== CONN_F_MASQ) {
-        dv.setUint32(l3 + 8, ttlProto | ipc);
-        return this.done(batch, i, id, dest.id, R_FWD_DR);
+    const table = e.table;
+    const xm = e.xmitGlue;
+    const counts = e.reasonCount;
+    const offs = batch.off;
+    const lens = batch.len;
+    const flags = batch.flags;
+    const verdicts = batch.verdict;
+    const reasonsOut = batch.reason;
+    const csumStarts = batch.csumStart;
+    const csumOffsets = batch.csumOffset;
+    const txOffload = batch.txOffload;
+    const buf = batch.buf;
+    const end = buf.length | 0;
+    const dv = buf === this.viewOf ? this.view : this.viewFor(buf);
+    // prepare(batch) ran just before: its homes are for these frames.
+    const homes = this.homes;
+    const prepared = batch === this.prepared && n <= homes.length;
+    const macHi = this.macHi;
+    const macLo = this.macLo;
+    const s = conns.hashRecords;
+    const wrap = s.length | 0;
+    const hot32 = conns.hotWords;
+    const hot64 = conns.hotFloats;
+    const seed = conns.seed | 0;
+    const mask = conns.slotMask | 0;
+    const tcpTimeouts = conns.timeouts.tcp;
+    const udpTimeouts = conns.timeouts.udp;
+    let tcpEstablished = tcpTimeouts[TCP_S_ESTABLISHED]!;
+    let udpNormal = udpTimeouts[UDP_S_NORMAL]!;
+    const nhState = xm.destHopStates;
+    const nhMacs = xm.destHopMacs;
+    const nhLen = nhState.length | 0;
+    const tc = table.totalStats.cnt;
+    const now = e.now;
+    let mtu = e.mtu;
+    let secureTcp = e.sysctls.secure_tcp;
+    let noCport = conns.noCportCount;
+    // Frames forwarded here per reason, added to reasonCount once at the end (nothing reads it
+    // during the batch without a tracer).
+    let nNatIn = 0;
+    let nNatOut = 0;
+    let nDr = 0;
+    // The last frame's connection and dest when it was forwarded here (-1: it was not).
+    let lastId = -1;
+    let lastDest = -1;
+    if (this.enabled !== true || !BATCH_LOOP_OK) {
+      for (let i = 0; i < n; i++) {
+        const reason = e.generalFrame(batch, i) | 0;
+        reasonsOut[i] = reason;
+        counts[reason]!++;
+        if (trace !== null) trace(i, verdicts[i]!, reason, e.outcome);
       }
-      oldA = daddr; newA = conns.recDaddr(r); aAt = l3 + 16;
-      oldP = dport; newP = conns.recDport(r); pAt = l4 + 2;
-      reason = R_FWD_NAT_IN;
-    } else {
-      dc[ST_OUTPKTS]!++; dc[ST_OUTBYTES]! += totLen;
-      sc[ST_OUTPKTS]!++; sc[ST_OUTBYTES]! += totLen;
-      tc[ST_OUTPKTS]!++; tc[ST_OUTBYTES]! += totLen;
-      oldA = saddr; newA = conns.recVaddr(r); aAt = l3 + 12;
-      oldP = sport; newP = conns.recVport(r); pAt = l4;
-      reason = R_FWD_NAT_OUT;
+      return;
     }
-    const oa = ((~oldA >>> 16) & 0xffff) + (~oldA & 0xffff);
-    const na = (newA >>> 16) + (newA & 0xffff);
-    let c: number;
-    if (partial) {
-      // CHECKSUM_PARTIAL: the field is the pseudo-header sum, not complemented, and the port is
-      // not in it (whoever finishes the checksum sums the header): only the address changes.
-      c = dv.getUint16(csumAt) + oa + na;
-      c = (c & 0xffff) + (c >>> 16);
-      c = (c & 0xffff) + (c >>> 16);
-    } else {
-      c = (~dv.getUint16(csumAt) & 0xffff) + oa + na + (~oldP & 0xffff) + newP;
-      c = (c & 0xffff) + (c >>> 16);
-      c = ~((c & 0xffff) + (c >>> 16)) & 0xffff;
-      if (c === 0 && proto === UDP) c = 0xffff;
+    for (let i = 0; i < n; i++) {
+      fast: {
+        const fl = flags[i]!;
+        const partial = (fl & FRAME_CSUM_NOT_READY) !== 0;
+        if (partial && !txOffload) break fast;
+        const o0 = offs[i]!;
+        const len = lens[i]! | 0;
+        if (len < 42 || o0 + len > end) break fast;
+        // In the arena (checked just above): int32 arithmetic from here, no overflow checks.
+        const o = o0 | 0;
+        const l3 = (o + 14) | 0;
+        if ((dv.getUint32((o + 12) | 0) >>> 8) !== 0x080045) break fast; // IPv4 without options
+        const totLen = dv.getUint16((l3 + 2) | 0);
+        if (totLen < 28 || totLen > ((len - 14) | 0)) break fast;
+        // Fragment bits, TTL and protocol in one read.
+        const w = dv.getUint32((l3 + 6) | 0);
+        if ((w & 0x3fff0000) !== 0) break fast; // fragment
+        if ((w & 0xff00) <= 0x0100) break fast; // TTL expiry: general path sends the ICMP
+        const proto = w & 0xff;
+        const l4 = (l3 + 20) | 0;
+        let csumAt: number;
+        if (proto === TCP) {
+          if (totLen < 40) break fast;
+          const offFlags = dv.getUint16((l4 + 12) | 0);
+          const doff = offFlags >>> 12;
+          if (doff < 5 || 20 + (doff << 2) > totLen) break fast;
+          if ((offFlags & TCP_STATEFUL) !== 0 || (offFlags & TCP_ACK) === 0) break fast;
+          csumAt = (l4 + 16) | 0;
+        } else if (proto === UDP) {
+          const ulen = dv.getUint16((l4 + 4) | 0);
+          if (ulen < 8 || ulen > totLen - 20) break fast;
+          if (dv.getUint16((l4 + 6) | 0) === 0) break fast; // zero checksum: the kernel computes a full one
+          csumAt = (l4 + 6) | 0;
+        } else {
+          break fast;
+        }
+        if (partial && (csumStarts[i] !== 34 || csumOffsets[i] !== csumAt - l4)) break fast;
+        if (totLen > mtu || secureTcp >= 2) break fast;
+        const saddr = dv.getUint32((l3 + 12) | 0);
+        const daddr = dv.getUint32((l3 + 16) | 0);
+        const ports = dv.getUint32(l4);
+        const sport = ports >>> 16;
+        const dport = ports & 0xffff;
+        const hv = prepared ? homes[i]! : -1;
+        const home = hv >> 1;
+        const guessIn = home >= 0 && (hv & 1) !== 0;
+        // Inbound lookup (ConnTable.findIn4At): the record's ports word is cport << 16 | vport,
+        // the frame's ports word as read.
+        let r = -1;
+        {
+          let b = guessIn ? home : Math.imul(homeHash(seed, mask, 4, proto, saddr, sport), REC);
+          const meta = (proto << 8) | M_USED | (sport === 0 ? M_NOCPORT : 0);
+          for (;;) {
+            const m = s[(b + R_M) | 0]!;
+            if ((m & M_USED) === 0) break;
+            if (s[(b + R_C) | 0] === saddr && s[(b + R_P) | 0] === ports && (m & IN_MASK) === meta && s[(b + R_V) | 0] === daddr) {
+              r = b;
+              break;
+            }
+            b = (b + REC) | 0;
+            if (b === wrap) b = 0;
+          }
+          // findIn4At's retry without the client port: rare, left to it.
+          if (r < 0 && noCport !== 0 && sport !== 0) r = conns.findIn4(proto, saddr, sport, daddr, dport);
+        }
+        let inbound = true;
+        if (r < 0) {
+          // The reply lookup (ConnTable.findOut4At): the frame's destination is the client.
+          let b = home >= 0 && !guessIn ? home : Math.imul(homeHash(seed, mask, 4, proto, daddr, dport), REC);
+          const meta = (proto << 8) | M_USED;
+          for (;;) {
+            const m = s[(b + R_M) | 0]!;
+            if ((m & M_USED) === 0) break;
+            if (s[(b + R_C) | 0] === daddr && (s[(b + R_P) | 0]! >>> 16) === dport && (m & TPL_MASK) === meta &&
+                ((m & M_MASQ) !== 0 ? (m >>> 16) === sport && s[(b + R_D) | 0] === saddr
+                  : (s[(b + R_P) | 0]! & 0xffff) === sport && s[(b + R_V) | 0] === saddr)) {
+              r = b;
+              break;
+            }
+            b = (b + REC) | 0;
+            if (b === wrap) b = 0;
+          }
+          if (r < 0) break fast;
+          inbound = false;
+        }
+        // Ids are below the table's capacity (< 2^27): int32 index arithmetic.
+        const id = s[(r + R_ID) | 0]! | 0;
+        const hw = id << HOT_SHIFT;
+        // State, forwarding method and daf: the hot record's bytes HB_STATE.. as one word.
+        const sfd = hot32[(hw + HW_SFD) | 0]!;
+        const method = (sfd >>> 8) & 0xff;
+        if (((sfd >>> 16) & 0xff) !== 4) break fast; // daf
+        if (inbound ? method !== CONN_F_MASQ && method !== CONN_F_DROUTE && method !== CONN_F_TUNNEL
+          : method !== CONN_F_MASQ) break fast;
+        // The state machine would keep the state and re-arm the same timeout: check that.
+        const state = sfd & 0xff;
+        const timeout = hot32[(hw + H_TIMEOUT) | 0]!;
+        if (proto === TCP) {
+          if (state !== TCP_S_ESTABLISHED || timeout !== tcpEstablished) break fast;
+        } else if (state !== UDP_S_NORMAL || timeout !== udpNormal) {
+          break fast;
+        }
+        const dest = table.destById(hot32[(hw + H_DEST) | 0]! | 0);
+        if (dest === undefined || (dest.flags & DEST_F_AVAILABLE) === 0) break fast;
+        const destId = dest.id;
+
+        // Next hop before any change, so a miss leaves the frame untouched for the general path.
+        if (inbound) {
+          if (method === CONN_F_TUNNEL) {
+            const rt = this.tunnel(batch, i, dv, id, dest) | 0;
+            if (rt < 0) break fast;
+            reasonsOut[i] = rt;
+            counts[rt]!++;
+            lastId = id;
+            lastDest = destId;
+            if (trace !== null) this.traceForwarded(trace, i, rt, destId, id);
+            continue;
+          }
+          // Xmit.destMacHead, from the locals.
+          let tail: number;
+          if (destId < nhLen && nhState[destId] === NEXT_HOP_OK) {
+            const mb = Math.imul(destId, 6);
+            dv.setUint32(o, nhMacs.getUint32(mb));
+            tail = nhMacs.getUint16((mb + 4) | 0);
+          } else {
+            tail = xm.destMacHead(dest, dv, o);
+            if (tail < 0) break fast;
+          }
+          dv.setUint32((o + 4) | 0, (tail << 16) | macHi);
+        } else {
+          const a = this.addr;
+          a[0] = daddr;
+          if (!e.neigh.resolve(4, a, buf, o)) break fast;
+          dv.setUint16((o + 6) | 0, macHi);
+        }
+        dv.setUint32((o + 8) | 0, macLo);
+
+        const ttlProto = ((w & 0xffff) - 0x0100) << 16;
+        let ipc = dv.getUint16((l3 + 10) | 0) + 0x0100;
+        if (ipc >= 0xffff) ipc += 1;
+        ipc &= 0xffff;
+
+        const dc = dest.stats.cnt;
+        const sc = dest.svc.stats.cnt;
+        let oldA: number, newA: number, oldP: number, newP: number, aAt: number, pAt: number;
+        let reason: number;
+        if (inbound) {
+          dc[ST_INPKTS]!++; dc[ST_INBYTES]! += totLen;
+          sc[ST_INPKTS]!++; sc[ST_INBYTES]! += totLen;
+          tc[ST_INPKTS]!++; tc[ST_INBYTES]! += totLen;
+          const k = (hw + H_INPKTS) | 0;
+          hot32[k] = (hot32[k]! + 1) >>> 0;
+          oldA = daddr; newA = s[(r + R_D) | 0]!; aAt = (l3 + 16) | 0;
+          oldP = dport; newP = s[(r + R_M) | 0]! >>> 16; pAt = (l4 + 2) | 0;
+          reason = method !== CONN_F_MASQ ? R_FWD_DR : R_FWD_NAT_IN;
+        } else {
+          dc[ST_OUTPKTS]!++; dc[ST_OUTBYTES]! += totLen;
+          sc[ST_OUTPKTS]!++; sc[ST_OUTBYTES]! += totLen;
+          tc[ST_OUTPKTS]!++; tc[ST_OUTBYTES]! += totLen;
+          oldA = saddr; newA = s[(r + R_V) | 0]!; aAt = (l3 + 12) | 0;
+          oldP = sport; newP = s[(r + R_P) | 0]! & 0xffff; pAt = l4;
+          reason = R_FWD_NAT_OUT;
+        }
+        if (reason === R_FWD_DR) {
+          dv.setUint32((l3 + 8) | 0, ttlProto | ipc);
+          nDr++;
+        } else {
+          // NAT: one address and one port replaced; RFC 1624 (csumUpdate32 and csumUpdate16)
+          // written out and folded once. A partial checksum (CHECKSUM_PARTIAL) holds the
+          // pseudo-header sum, not complemented, without the port: only the address changes.
+          const oa = ((~oldA >>> 16) & 0xffff) + (~oldA & 0xffff);
+          const na = (newA >>> 16) + (newA & 0xffff);
+          let c: number;
+          if (partial) {
+            c = dv.getUint16(csumAt) + oa + na;
+            c = (c & 0xffff) + (c >>> 16);
+            c = (c & 0xffff) + (c >>> 16);
+          } else {
+            c = (~dv.getUint16(csumAt) & 0xffff) + oa + na + (~oldP & 0xffff) + newP;
+            c = (c & 0xffff) + (c >>> 16);
+            c = ~((c & 0xffff) + (c >>> 16)) & 0xffff;
+            if (c === 0 && proto === UDP) c = 0xffff;
+          }
+          dv.setUint16(csumAt, c);
+          dv.setUint16(pAt, newP);
+          dv.setUint32(aAt, newA);
+          let h = (~ipc & 0xffff) + oa + na;
+          h = (h & 0xffff) + (h >>> 16);
+          h = ~((h & 0xffff) + (h >>> 16)) & 0xffff;
+          dv.setUint32((l3 + 8) | 0, ttlProto | h);
+          if (inbound) nNatIn++;
+          else nNatOut++;
+        }
+        // ConnTable.touch: re-arm the expiry; moving it earlier (a clock step back) re-queues,
+        // which touch does.
+        const when = now + timeout;
+        const x = ((id << 2) + H_EXPIRES64) | 0;
+        if (when < hot64[x]!) conns.touch(id, now);
+        else hot64[x] = when;
+        verdicts[i] = V_FORWARD;
+        reasonsOut[i] = reason;
+        lastId = id;
+        lastDest = destId;
+        if (trace !== null) this.traceForwarded(trace, i, reason, destId, id);
+        continue;
+      }
+      const reason = e.generalFrame(batch, i) | 0;
+      reasonsOut[i] = reason;
+      counts[reason]!++;
+      lastId = -1;
+      if (trace !== null) trace(i, verdicts[i]!, reason, e.outcome);
+      // What the general path may have changed that the loop holds.
+      noCport = conns.noCportCount;
+      mtu = e.mtu;
+      secureTcp = e.sysctls.secure_tcp;
+      tcpEstablished = tcpTimeouts[TCP_S_ESTABLISHED]!;
+      udpNormal = udpTimeouts[UDP_S_NORMAL]!;
     }
-    dv.setUint16(csumAt, c);
-    dv.setUint16(pAt, newP);
-    dv.setUint32(aAt, newA);
-    let h = (~ipc & 0xffff) + oa + na;
-    h = (h & 0xffff) + (h >>> 16);
-    h = ~((h & 0xffff) + (h >>> 16)) & 0xffff;
-    dv.setUint32(l3 + 8, ttlProto | h);
-    return this.done(batch, i, id, dest.id, reason);
+    counts[R_FWD_NAT_IN]! += nNatIn;
+    counts[R_FWD_NAT_OUT]! += nNatOut;
+    counts[R_FWD_DR]! += nDr;
+    this.hits += nNatIn + nNatOut + nDr;
+    // The outcome a per-frame loop leaves after a forwarded last frame.
+    if (lastId >= 0) this.setOutcome(lastDest, lastId);
+  }
+
+  /** The outcome of a frame forwarded here (Engine.outcome): its dest and service, not new. */
+  private setOutcome(destId: number, id: number): void {
+    const oc = this.e.outcome;
+    oc.destId = destId;
+    oc.isNew = false;
+    oc.svcId = this.e.conns.svcIdOf(id);
+  }
+
+  /**
+   * A forwarded frame's trace call, kept out of run's loop: the tracer and the outcome stay
+   * off the registers the loop needs when no one traces.
+   */
+  private traceForwarded(trace: TraceHook, i: number, reason: number, destId: number, id: number): void {
+    this.setOutcome(destId, id);
+    trace(i, V_FORWARD, reason, this.e.outcome);
   }
 
   /**
    * Client packet of an IPIP tunnel connection (Xmit.tunnel + TunnelEncap.xmit for an IPv4 real
    * server): inner TTL decremented, then a 20-byte outer IPv4 header and a new Ethernet header
    * written in front of the inner one, in the slot's headroom — the frame starts 20 bytes lower.
-   * Called with what tryForward checked (the frame, the connection and its dest); re-reads the
-   * few header fields it needs, so that tryForward keeps fewer values live across this call.
+   * Called with what run checked (the frame, the connection and its dest); re-reads the
+   * few header fields it needs, so that run keeps fewer values live across this call.
    * Whatever the general path would do differently (no cached target yet, GUE/GRE, IPv6 outer,
    * MTU trouble, GSO, no headroom) returns -1 before any change.
    */
@@ -387,7 +585,7 @@ export class FastPath {
     conns.countInPkt(id);
 
     // decTtl on the inner header (checksum + 0x0100 with ip_decrease_ttl's end-around carry):
-    // TTL, protocol and checksum stored as one word, as in tryForward.
+    // TTL, protocol and checksum stored as one word, as in run.
     const ttl = ((w >>> 8) & 0xff) - 1;
     let ipc = dv.getUint16(l3 + 10) + 0x0100;
     if (ipc >= 0xffff) ipc += 1;
@@ -416,19 +614,10 @@ export class FastPath {
     // A partial checksum stays partial (the prologue checked the batch's offload), at the same
     // transport header, now 54 bytes into the frame; flags and csum offset stay as they are.
     if ((fl & FRAME_CSUM_NOT_READY) !== 0) batch.csumStart[i] = 54;
-    return this.done(batch, i, id, dest.id, R_FWD_TUN);
-  }
-
-  /** The common tail: re-arm the timer, outcome, verdict. */
-  private done(batch: FrameBatch, i: number, id: number, destId: number, reason: number): number {
-    const e = this.e;
-    const conns = e.conns;
     conns.touch(id, e.now);
-    const oc = e.outcome;
-    oc.destId = destId;
-    oc.svcId = conns.svcIdOf(id);
     batch.verdict[i] = V_FORWARD;
     this.hits++;
-    return reason;
+    return R_FWD_TUN;
   }
+
 }

@@ -48,6 +48,8 @@ type TunnelSlot = { -readonly [K in keyof TunnelTarget]: TunnelTarget[K] };
 const NH_UNKNOWN = 0;
 const NH_OK = 1;
 const NH_NONE = 2;
+/** NH_OK for FastPath.run (destHopStates); an alias, so the uses here stay a local const. */
+export const NEXT_HOP_OK = NH_OK;
 
 export class Xmit {
   private readonly e: Engine;
@@ -139,6 +141,19 @@ export class Xmit {
    */
   tunnelTargetOf(dest: Dest): TunnelTarget | undefined {
     return dest.id < this.tunTargets.length ? this.tunTargets[dest.id] : undefined;
+  }
+
+  /**
+   * The per-dest next-hop states (NH_OK: the MAC is cached) and MACs (6 bytes at id * 6) that
+   * destMacHead reads, for FastPath.run to hold in locals for a batch: only refresh, between
+   * batches, replaces them.
+   */
+  get destHopStates(): Uint8Array {
+    return this.destNh;
+  }
+
+  get destHopMacs(): DataView {
+    return this.destMacView;
   }
 
   /** destMacHead's first use of a dest (and dests beyond the cache). Kept apart so destMacHead stays small. */

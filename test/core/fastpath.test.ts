@@ -166,3 +166,116 @@ t.test('TUN: fast path and general path agree on 4000 random packets', async (t)
   }
   t.equal(connDump(fast), connDump(slow), 'identical connection records');
 });
+
+// Whole batches: Engine.process runs FastPath.run, the fast path inline in one loop over the
+// batch, with the general path called for the other frames in order. Batches of up to 48
+// frames that open, use, close and reopen connections in the same batch (so a frame depends on
+// what the general path did for the frames before it), replies, UDP, NAT, DR and IPIP, TTL 1,
+// partial checksums: the batch loop with and without a tracer (which sees every frame) and the
+// general path must agree on everything, frame by frame and batch by batch — the two fast
+// ones on the last outcome, the current frame and the fast-path count too — and the tracer
+// must see each frame's verdict, reason and outcome as the general path's tracer does.
+t.test('batches: batch loop, traced batch loop and general path agree', async (t) => {
+  const rules = '-A -t 10.0.0.100:80 -s rr\n' + RS.map((r) => `-a -t 10.0.0.100:80 -r ${r}:8080 -m -w 1`).join('\n') +
+    '\n-A -u 10.0.0.100:5000 -s rr\n' + RS.map((r) => `-a -u 10.0.0.100:5000 -r ${r}:6000 -m -w 1`).join('\n') +
+    '\n-A -t 10.0.0.101:80 -s rr\n' + RS.map((r) => `-a -t 10.0.0.101:80 -r ${r}:80 -g -w 1`).join('\n') +
+    '\n-A -t 10.0.0.102:80 -s rr\n' + RS.map((r) => `-a -t 10.0.0.102:80 -r ${r}:80 -i -w 1`).join('\n') + '\n';
+  const [batchLoop, general] = await pair(rules);
+  const [frameLoop] = await pair(rules);
+  // The traced batch loop's and the general path's traces, frame by frame.
+  const traces: string[][] = [[], []];
+  const tracer = (log: string[]) => (i: number, verdict: number, reason: number, o: { destId: number; isNew: boolean; svcId: number }) => {
+    log.push(`${i} ${verdict} ${reason} ${o.destId} ${o.svcId} ${o.isNew}`);
+  };
+  frameLoop.d.engine.trace = tracer(traces[0]!);
+  general.d.engine.trace = tracer(traces[1]!);
+  let traced = 0;
+  const tds = [batchLoop, frameLoop, general];
+  const batches = tds.map(() => { const b = new FrameBatch(48); b.txOffload = true; return b; });
+  const txs = tds.map(() => new TxQueue(64));
+  const rnd = xorshift(31);
+  const vips = ['10.0.0.100', '10.0.0.101', '10.0.0.102'];
+  for (let n = 0; n < 400; n++) {
+    const count = 1 + (rnd() % 48);
+    const frames: Uint8Array[] = [];
+    const flagsOf: number[] = [];
+    for (let k = 0; k < count; k++) {
+      const client = `10.0.${rnd() % 2}.${1 + (rnd() % 3)}`;
+      const cport = 30000 + (rnd() % 3);
+      const vip = vips[rnd() % 3]!;
+      const udp = vip === '10.0.0.100' && rnd() % 4 === 0;
+      const reply = vip === '10.0.0.100' && rnd() % 3 === 0;
+      const rsIdx = rnd() % 3;
+      const flagsPick = [ACK, ACK | PSH, ACK, SYN, ACK | FIN, RST, ACK, SYN | ACK, ACK, ACK, ACK, ACK][rnd() % 12]!;
+      const ttl = rnd() % 40 === 0 ? 1 : 64;
+      const payload = 'x'.repeat(rnd() % 100);
+      let frame: Uint8Array;
+      if (udp) {
+        frame = reply
+          ? buildUdp({ srcMac: RS_MAC[rsIdx], dstMac: DIR_MAC, saddr: RS[rsIdx], daddr: client, sport: 6000, dport: cport, payload, ttl })
+          : buildUdp({ srcMac: CLIENT_MAC, dstMac: DIR_MAC, saddr: client, daddr: vip, sport: cport, dport: 5000, payload, ttl });
+      } else {
+        frame = reply
+          ? buildTcp({ srcMac: RS_MAC[rsIdx], dstMac: DIR_MAC, saddr: RS[rsIdx], daddr: client, sport: 8080, dport: cport, flags: flagsPick, payload, ttl })
+          : buildTcp({ srcMac: CLIENT_MAC, dstMac: DIR_MAC, saddr: client, daddr: vip, sport: cport, dport: 80, flags: flagsPick, payload, ttl });
+      }
+      frames.push(frame);
+      flagsOf.push(rnd() % 8 === 0 ? FRAME_CSUM_NOT_READY : 0);
+    }
+    const results = tds.map((td, j) => {
+      const b = batches[j]!;
+      const tx = txs[j]!;
+      tx.clear();
+      for (let k = 0; k < count; k++) {
+        b.put(k, frames[k]!, flagsOf[k]!);
+        b.csumStart[k] = 34;
+        b.csumOffset[k] = frames[k]![23] === 17 ? 6 : 16;
+      }
+      b.count = count;
+      td.d.engine.process(b, tx);
+      const out: string[] = [];
+      for (let k = 0; k < count; k++) {
+        out.push(`${b.verdict[k]} ${b.reason[k]} ${b.off[k]} ${b.len[k]} ${b.csumStart[k]} ${Buffer.from(b.frame(k)).toString('hex')}`);
+      }
+      for (let k = 0; k < tx.count; k++) out.push(`tx ${tx.cause[k]} ${Buffer.from(tx.frame(k)).toString('hex')}`);
+      out.push(Array.from(td.d.engine.reasonCount).join(','));
+      return out.join('\n');
+    });
+    if (results[0] !== results[2] || results[1] !== results[2]) {
+      const a = (results[0] !== results[2] ? results[0]! : results[1]!).split('\n');
+      const g = results[2]!.split('\n');
+      const k = a.findIndex((l, x) => l !== g[x]);
+      t.fail(`batch ${n} differs (${results[0] !== results[2] ? 'batch' : 'traced batch'} loop), line ${k}:\n${a[k]}\n${g[k]}`);
+      return;
+    }
+    if (traces[0]!.length !== count || traces[0]!.join('\n') !== traces[1]!.join('\n')) {
+      t.fail(`batch ${n}: traces differ:\n${traces[0]!.join('\n')}\n--\n${traces[1]!.join('\n')}`);
+      return;
+    }
+    traced += count;
+    traces[0]!.length = 0;
+    traces[1]!.length = 0;
+    const e0 = batchLoop.d.engine;
+    const e1 = frameLoop.d.engine;
+    const o0 = e0.outcome;
+    const o1 = e1.outcome;
+    if (o0.destId !== o1.destId || o0.svcId !== o1.svcId || o0.isNew !== o1.isNew || e0.currentCause !== e1.currentCause ||
+        e0.ifindex !== e1.ifindex || e0.fast.hits !== e1.fast.hits) {
+      t.fail(`batch ${n}: traced and untraced loops leave different outcomes, current frames or fast-path counts`);
+      return;
+    }
+    if (n % 50 === 0) {
+      const dt = rnd() % 3 === 0 ? 130 : 1;
+      for (const td of tds) td.advance(dt);
+    }
+  }
+  t.ok(batchLoop.d.engine.fast.hits > 2000, `the fast path forwarded many frames (${batchLoop.d.engine.fast.hits})`);
+  t.ok(traced > 4000, `the tracer saw every frame, as the general path's did (${traced})`);
+  for (const args of [['-L', '-n', '--stats', '--exact'], ['-L', '-n', '-c'], ['-L', '-n']]) {
+    const outs = await Promise.all(tds.map((td) => td.ipvsadm(...args)));
+    t.equal(outs[0]!.out, outs[2]!.out, `batch loop: identical ipvsadm ${args.join(' ')}`);
+    t.equal(outs[1]!.out, outs[2]!.out, `traced batch loop: identical ipvsadm ${args.join(' ')}`);
+  }
+  t.equal(connDump(batchLoop), connDump(general), 'batch loop: identical connection records');
+  t.equal(connDump(frameLoop), connDump(general), 'traced batch loop: identical connection records');
+});
