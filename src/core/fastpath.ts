@@ -414,73 +414,79 @@ export class FastPath {
         if (dest === undefined || (dest.flags & DEST_F_AVAILABLE) === 0) break fast;
         const destId = dest.id;
 
-        // Next hop before any change, so a miss leaves the frame untouched for the general path.
+        if (method === CONN_F_TUNNEL) { // inbound only (checked above)
+          const rt = this.tunnel(batch, i, dv, id, dest) | 0;
+          if (rt < 0) break fast;
+          reasonsOut[i] = rt;
+          counts[rt]!++;
+          lastId = id;
+          lastDest = destId;
+          if (trace !== null) this.traceForwarded(trace, i, rt, destId, id);
+          continue;
+        }
+        // What the NAT rewrite writes, read before the next hop: its fallback (a call) would make
+        // the compiled code check the record array again.
+        let oldA: number, newA: number, oldP: number, newP: number, aAt: number, pAt: number;
+        let reason: number;
         if (inbound) {
-          if (method === CONN_F_TUNNEL) {
-            const rt = this.tunnel(batch, i, dv, id, dest) | 0;
-            if (rt < 0) break fast;
-            reasonsOut[i] = rt;
-            counts[rt]!++;
-            lastId = id;
-            lastDest = destId;
-            if (trace !== null) this.traceForwarded(trace, i, rt, destId, id);
-            continue;
-          }
-          // Xmit.destMacHead, from the locals.
-          let tail: number;
+          oldA = daddr; newA = s[(r + R_D) | 0]!; aAt = (l3 + 16) | 0;
+          oldP = dport; newP = s[(r + R_M) | 0]! >>> 16; pAt = (l4 + 2) | 0;
+          reason = method !== CONN_F_MASQ ? R_FWD_DR : R_FWD_NAT_IN;
+        } else {
+          oldA = saddr; newA = s[(r + R_V) | 0]!; aAt = (l3 + 12) | 0;
+          oldP = sport; newP = s[(r + R_P) | 0]! & 0xffff; pAt = l4;
+          reason = R_FWD_NAT_OUT;
+        }
+        // Next hop before any change, so a miss leaves the frame untouched for the general path.
+        let mac0 = 0;
+        let mac1 = 0;
+        let cached = false;
+        if (inbound) {
+          // Xmit.destMacHead, from the locals; the cached next hop is written with the header,
+          // at the end.
           if (destId < nhLen && nhState[destId] === NEXT_HOP_OK) {
             const mb = Math.imul(destId, 6);
-            dv.setUint32(o, nhMacs.getUint32(mb));
-            tail = nhMacs.getUint16((mb + 4) | 0);
+            mac0 = nhMacs.getUint32(mb);
+            mac1 = (nhMacs.getUint16((mb + 4) | 0) << 16) | macHi;
+            cached = true;
           } else {
-            tail = xm.destMacHead(dest, dv, o);
+            const tail = xm.destMacHead(dest, dv, o);
             if (tail < 0) break fast;
+            mac1 = (tail << 16) | macHi;
           }
-          dv.setUint32((o + 4) | 0, (tail << 16) | macHi);
         } else {
           const a = this.addr;
           a[0] = daddr;
           if (!e.neigh.resolve(4, a, buf, o)) break fast;
-          dv.setUint16((o + 6) | 0, macHi);
         }
-        dv.setUint32((o + 8) | 0, macLo);
-
-        const ttlProto = ((w & 0xffff) - 0x0100) << 16;
-        let ipc = dv.getUint16((l3 + 10) | 0) + 0x0100;
-        if (ipc >= 0xffff) ipc += 1;
-        ipc &= 0xffff;
 
         const dc = dest.stats.cnt;
         const sc = dest.svc.stats.cnt;
-        let oldA: number, newA: number, oldP: number, newP: number, aAt: number, pAt: number;
-        let reason: number;
         if (inbound) {
           dc[ST_INPKTS]!++; dc[ST_INBYTES]! += totLen;
           sc[ST_INPKTS]!++; sc[ST_INBYTES]! += totLen;
           tc[ST_INPKTS]!++; tc[ST_INBYTES]! += totLen;
           const k = (hw + H_INPKTS) | 0;
           hot32[k] = (hot32[k]! + 1) >>> 0;
-          oldA = daddr; newA = s[(r + R_D) | 0]!; aAt = (l3 + 16) | 0;
-          oldP = dport; newP = s[(r + R_M) | 0]! >>> 16; pAt = (l4 + 2) | 0;
-          reason = method !== CONN_F_MASQ ? R_FWD_DR : R_FWD_NAT_IN;
         } else {
           dc[ST_OUTPKTS]!++; dc[ST_OUTBYTES]! += totLen;
           sc[ST_OUTPKTS]!++; sc[ST_OUTBYTES]! += totLen;
           tc[ST_OUTPKTS]!++; tc[ST_OUTBYTES]! += totLen;
-          oldA = saddr; newA = s[(r + R_V) | 0]!; aAt = (l3 + 12) | 0;
-          oldP = sport; newP = s[(r + R_P) | 0]! & 0xffff; pAt = l4;
-          reason = R_FWD_NAT_OUT;
         }
-        if (reason === R_FWD_DR) {
-          dv.setUint32((l3 + 8) | 0, ttlProto | ipc);
-          nDr++;
-        } else {
-          // NAT: one address and one port replaced; RFC 1624 (csumUpdate32 and csumUpdate16)
-          // written out and folded once. A partial checksum (CHECKSUM_PARTIAL) holds the
-          // pseudo-header sum, not complemented, without the port: only the address changes.
+        verdicts[i] = V_FORWARD;
+        reasonsOut[i] = reason;
+        const ttlProto = ((w & 0xffff) - 0x0100) << 16;
+        let ipc = dv.getUint16((l3 + 10) | 0) + 0x0100;
+        if (ipc >= 0xffff) ipc += 1;
+        ipc &= 0xffff;
+        // NAT: one address and one port replaced; RFC 1624 (csumUpdate32 and csumUpdate16)
+        // written out and folded once. A partial checksum (CHECKSUM_PARTIAL) holds the
+        // pseudo-header sum, not complemented, without the port: only the address changes.
+        // ipc, the TTL's update alone for DR, becomes the header checksum with the address's.
+        let c = 0;
+        if (reason !== R_FWD_DR) {
           const oa = ((~oldA >>> 16) & 0xffff) + (~oldA & 0xffff);
           const na = (newA >>> 16) + (newA & 0xffff);
-          let c: number;
           if (partial) {
             c = dv.getUint16(csumAt) + oa + na;
             c = (c & 0xffff) + (c >>> 16);
@@ -491,24 +497,36 @@ export class FastPath {
             c = ~((c & 0xffff) + (c >>> 16)) & 0xffff;
             if (c === 0 && proto === UDP) c = 0xffff;
           }
+          let h = (~ipc & 0xffff) + oa + na;
+          h = (h & 0xffff) + (h >>> 16);
+          ipc = ~((h & 0xffff) + (h >>> 16)) & 0xffff;
+        }
+        // The frame's stores last: a DataView store makes the compiled code forget every check
+        // made before it (the maps, lengths and bounds of the arrays above, the view's own), so
+        // anything read after one is checked again.
+        if (inbound) {
+          if (cached) dv.setUint32(o, mac0);
+          dv.setUint32((o + 4) | 0, mac1);
+        } else {
+          dv.setUint16((o + 6) | 0, macHi);
+        }
+        dv.setUint32((o + 8) | 0, macLo);
+        if (reason === R_FWD_DR) {
+          nDr++;
+        } else {
           dv.setUint16(csumAt, c);
           dv.setUint16(pAt, newP);
           dv.setUint32(aAt, newA);
-          let h = (~ipc & 0xffff) + oa + na;
-          h = (h & 0xffff) + (h >>> 16);
-          h = ~((h & 0xffff) + (h >>> 16)) & 0xffff;
-          dv.setUint32((l3 + 8) | 0, ttlProto | h);
           if (inbound) nNatIn++;
           else nNatOut++;
         }
+        dv.setUint32((l3 + 8) | 0, ttlProto | ipc);
         // ConnTable.touch: re-arm the expiry; moving it earlier (a clock step back) re-queues,
-        // which touch does.
+        // which touch does. After the stores: the call would make them check the view again.
         const when = now + timeout;
         const x = ((id << 2) + H_EXPIRES64) | 0;
         if (when < hot64[x]!) conns.touch(id, now);
         else hot64[x] = when;
-        verdicts[i] = V_FORWARD;
-        reasonsOut[i] = reason;
         lastId = id;
         lastDest = destId;
         if (trace !== null) this.traceForwarded(trace, i, reason, destId, id);
