@@ -170,10 +170,9 @@ export class Engine {
   process(batch: FrameBatch, tx: TxQueue): void {
     this.refresh();
     this.tx = tx;
-    const fast = this.fast;
-    fast.prepare(batch);
-    // The frame loop: the fast path inline, generalFrame for the other frames (fastpath.ts).
-    fast.run(batch, this.trace === noTrace ? null : this.trace);
+    // The frame loop: prepare, then the fast path inline and generalFrame for the other
+    // frames (fastpath.ts).
+    this.fast.run(batch, this.trace === noTrace ? null : this.trace);
     // What a per-frame loop leaves: the last frame as the current one.
     const n = batch.count;
     if (n > 0) {

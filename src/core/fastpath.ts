@@ -31,6 +31,7 @@ import { ecnEncapsulate } from '../xmit/tunnel.js';
 import * as connTable from '../conn/table.js';
 import * as reasons from './reasons.js';
 import * as xmitGlue from './xmit-glue.js';
+import { macHi16, macLo32 } from '../util/mac.js';
 
 // Module-local copies of the imported constants: an imported binding is a live
 // cell that optimized code loads and checks for the hole (TDZ) at every use,
@@ -106,8 +107,6 @@ export class FastPath {
   // mixing the hash again. One array rather than two: each typed array a loop reads costs
   // its own map, bounds and pointer checks per frame.
   private homes = new Int32Array(0);
-  /** The batch homes describes (run ignores it for any other). */
-  private prepared: FrameBatch | null = null;
   /** Folds the prefetch loads so the compiler keeps them. */
   private sink = 0;
   private readonly addr = new Uint32Array(4);
@@ -144,13 +143,12 @@ export class FastPath {
    * hits the cache. Loads only: a wrong guess (fwmark services, other traffic)
    * costs a useless load, nothing observable changes, whatever the frames are.
    */
-  prepare(batch: FrameBatch): void {
+  private prepare(batch: FrameBatch): void {
     const n = batch.count;
     if (this.homes.length < n) this.homes = new Int32Array(batch.capacity);
-    this.prepared = batch;
     const mac = this.e.mac;
-    this.macHi = (mac[0]! << 8) | mac[1]!;
-    this.macLo = ((mac[2]! << 24) | (mac[3]! << 16) | (mac[4]! << 8) | mac[5]!) >>> 0;
+    this.macHi = macHi16(mac);
+    this.macLo = macLo32(mac);
     const e = this.e;
     const conns = e.conns;
     // Built by Engine.refresh, which runs right before this.
@@ -230,7 +228,7 @@ export class FastPath {
   }
 
   /**
-   * Engine.process's frame loop (after prepare): every frame in order, the eligible
+   * Engine.process's frame loop: prepare, then every frame in order, the eligible
    * established ones forwarded here, the others through Engine.generalFrame — in order, so
    * each frame sees what the general path did to the connection table for the frames before
    * it. Writes each frame's reason and counts it; calls `trace`, when given, for every frame
@@ -267,10 +265,19 @@ export class FastPath {
     const txOffload = batch.txOffload;
     const buf = batch.buf;
     const end = buf.length | 0;
-    const dv = buf === this.viewOf ? this.view : this.viewFor(buf);
-    // prepare(batch) ran just before: its homes are for these frames.
+    if (this.enabled !== true || !BATCH_LOOP_OK) {
+      for (let i = 0; i < n; i++) {
+        const reason = e.generalFrame(batch, i) | 0;
+        reasonsOut[i] = reason;
+        counts[reason]!++;
+        if (trace !== null) trace(i, verdicts[i]!, reason, e.outcome);
+      }
+      return;
+    }
+    // The batch's homes, and the arena's view in this.view.
+    this.prepare(batch);
+    const dv = this.view;
     const homes = this.homes;
-    const prepared = batch === this.prepared && n <= homes.length;
     const macHi = this.macHi;
     const macLo = this.macLo;
     const s = conns.hashRecords;
@@ -299,15 +306,6 @@ export class FastPath {
     // The last frame's connection and dest when it was forwarded here (-1: it was not).
     let lastId = -1;
     let lastDest = -1;
-    if (this.enabled !== true || !BATCH_LOOP_OK) {
-      for (let i = 0; i < n; i++) {
-        const reason = e.generalFrame(batch, i) | 0;
-        reasonsOut[i] = reason;
-        counts[reason]!++;
-        if (trace !== null) trace(i, verdicts[i]!, reason, e.outcome);
-      }
-      return;
-    }
     for (let i = 0; i < n; i++) {
       fast: {
         const fl = flags[i]!;
@@ -351,7 +349,7 @@ export class FastPath {
         const ports = dv.getUint32(l4);
         const sport = ports >>> 16;
         const dport = ports & 0xffff;
-        const hv = prepared ? homes[i]! : -1;
+        const hv = homes[i]!;
         const home = hv >> 1;
         const guessIn = home >= 0 && (hv & 1) !== 0;
         // Inbound lookup (ConnTable.findIn4At): the record's ports word is cport << 16 | vport,

@@ -30,6 +30,7 @@ import { NeighbourCache6 } from './cache6.js';
 import { NudTable, newNeighStats, NUD_INCOMPLETE, type NeighEntry, type NeighIface, type NudTiming } from './nud.js';
 import type { TxQueue } from '../io/batch.js';
 import { formatIp4 } from '../util/ip.js';
+import { writeMacWords } from '../util/mac.js';
 
 export {
   NUD_FREE, NUD_INCOMPLETE, NUD_REACHABLE, NUD_STALE, NUD_FAILED,
@@ -149,8 +150,7 @@ export class NeighbourCache extends NudTable<number> implements NextHopResolver 
     const o = s * 6;
     const hi = this.macView.getUint16(o);
     const lo = this.macView.getUint32(o + 2);
-    out[outOff] = hi >>> 8; out[outOff + 1] = hi;
-    out[outOff + 2] = lo >>> 24; out[outOff + 3] = lo >>> 16; out[outOff + 4] = lo >>> 8; out[outOff + 5] = lo;
+    writeMacWords(out, outOff, hi, lo);
     return true;
   }
 

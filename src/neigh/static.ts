@@ -11,6 +11,7 @@
  * numbers already loaded instead of six loads from a per-entry array.
  */
 import type { IpAddr } from '../util/ip.js';
+import { macHi16, macLo32, writeMacWords } from '../util/mac.js';
 
 export interface NextHopResolver {
   /**
@@ -41,8 +42,8 @@ export class StaticNeighbours implements NextHopResolver {
 
   /** Sets the MAC of `addr` (copied: later changes to `mac` do not show). */
   set(addr: IpAddr, mac: Uint8Array): void {
-    const hi = (mac[0]! << 8) | mac[1]!;
-    const lo = ((mac[2]! << 24) | (mac[3]! << 16) | (mac[4]! << 8) | mac[5]!) >>> 0;
+    const hi = macHi16(mac);
+    const lo = macLo32(mac);
     if (addr.af === 4) this.set4(addr.w0 >>> 0, hi, lo);
     else {
       const key = (addr.w0 ^ addr.w1 ^ addr.w2 ^ addr.w3) >>> 0;
@@ -56,8 +57,8 @@ export class StaticNeighbours implements NextHopResolver {
   /** Sets the MAC used for every address without an entry (null: those are unresolved). */
   setGateway(mac: Uint8Array | null): void {
     this.hasGw = mac !== null;
-    this.gwHi = mac === null ? 0 : (mac[0]! << 8) | mac[1]!;
-    this.gwLo = mac === null ? 0 : ((mac[2]! << 24) | (mac[3]! << 16) | (mac[4]! << 8) | mac[5]!) >>> 0;
+    this.gwHi = mac === null ? 0 : macHi16(mac);
+    this.gwLo = mac === null ? 0 : macLo32(mac);
     this.version++;
   }
 
@@ -83,8 +84,7 @@ export class StaticNeighbours implements NextHopResolver {
       const e = this.find6(a);
       if (e !== undefined) { hi = e.hi; lo = e.lo; } else if (this.hasGw) { hi = this.gwHi; lo = this.gwLo; } else return false;
     }
-    out[outOff] = hi >>> 8; out[outOff + 1] = hi;
-    out[outOff + 2] = lo >>> 24; out[outOff + 3] = lo >>> 16; out[outOff + 4] = lo >>> 8; out[outOff + 5] = lo;
+    writeMacWords(out, outOff, hi, lo);
     return true;
   }
 

@@ -29,3 +29,22 @@ export function macEquals(a: Uint8Array, aOff: number, b: Uint8Array, bOff: numb
   for (let i = 0; i < 6; i++) if (a[aOff + i] !== b[bOff + i]) return false;
   return true;
 }
+
+/**
+ * A MAC as two numbers, the first two bytes (`macHi16`) and the last four (`macLo32`, unsigned):
+ * what the packet path stores (next-hop tables) and writes (`writeMacWords`, FastPath's DataView
+ * stores) instead of copying six bytes from an array.
+ */
+export function macHi16(b: Uint8Array, off = 0): number {
+  return (b[off]! << 8) | b[off + 1]!;
+}
+
+export function macLo32(b: Uint8Array, off = 0): number {
+  return ((b[off + 2]! << 24) | (b[off + 3]! << 16) | (b[off + 4]! << 8) | b[off + 5]!) >>> 0;
+}
+
+/** Writes the MAC held as macHi16/macLo32 words to out[off..off+6). */
+export function writeMacWords(out: Uint8Array, off: number, hi: number, lo: number): void {
+  out[off] = hi >>> 8; out[off + 1] = hi;
+  out[off + 2] = lo >>> 24; out[off + 3] = lo >>> 16; out[off + 4] = lo >>> 8; out[off + 5] = lo;
+}
