@@ -248,15 +248,22 @@ export class Xmit {
     } else {
       rc = this.tun.xmit(batch.buf, info, tgt, partial && !relayed, relayed, res, batch.txOffload);
     }
-    // Nothing is left for the kernel to segment; a checksum is left for it to finish only where
-    // the transmitter says so (res.csumStart, the same for every segment).
+    // Something is left for the kernel only where the transmitter says so: a checksum to finish
+    // (res.csumStart, the same for every segment), and, for GUE remcsum super-frames, the
+    // segmentation of each part (res.gsoType), whose partial checksum is the outer UDP one.
     let f = fl & ~(FRAME_GSO | FRAME_CSUM_NOT_READY);
     if (rc === XMIT_OK && res.csumStart >= 0) {
       f |= FRAME_CSUM_NOT_READY;
       batch.csumStart[i] = res.csumStart;
-      batch.csumOffset[i] = info.proto === PROTO_TCP ? 16 : 6;
+      batch.csumOffset[i] = res.gsoType === 0 && info.proto === PROTO_TCP ? 16 : 6;
+    }
+    if (rc === XMIT_OK && res.gsoType !== 0) {
+      f |= FRAME_GSO;
+      batch.gsoType[i] = res.gsoType;
+      batch.gsoSize[i] = res.gsoSize;
     }
     res.csumStart = -1;
+    res.gsoType = 0;
     batch.flags[i] = f;
     return this.finish(batch, i, info, rc, relayed ? R.R_FWD_ICMP_IN : R.R_FWD_TUN, true, R.R_NO_HEADROOM);
   }

@@ -483,8 +483,9 @@ export class AfPacketIo implements PacketIo {
    * send() with PACKET_VNET_HDR: every message is the frame's virtio_net_hdr, written into the
    * VNET_HDR_LEN bytes in front of the frame, then the frame, as one iovec. A FRAME_SEGMENTED
    * frame goes out as its segments, in order (the SEG_GAP bytes between them take their
-   * headers), each a frame of its own; never FRAME_GSO, but its segments' checksums may be
-   * partial (FRAME_CSUM_NOT_READY, csumStart relative to each segment).
+   * headers), each a frame of its own, with the frame's offload fields: their checksums may be
+   * partial (FRAME_CSUM_NOT_READY, csumStart relative to each segment), and with FRAME_GSO each
+   * is itself a super-frame for the kernel to cut (the parts of a GUE remcsum frame, gue-gso.ts).
    */
   private sendVnet(batch: FrameBatch): number {
     const bufAddr = addrOf(batch.buf);

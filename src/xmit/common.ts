@@ -44,6 +44,13 @@ export class XmitResult {
    * relative to the start of the frame (of every segment, when `segs` > 1). The reader resets it to -1.
    */
   csumStart = -1;
+  /**
+   * Non-zero only when the transmitter left a super-frame for the kernel to segment (gue-gso.ts):
+   * the virtio_net_hdr GSO type (GSO_UDP_L4) and gso_size of the frame (of every part, when
+   * `segs` > 1); the checksum left partial is then the outer UDP one. The reader resets it to 0.
+   */
+  gsoType = 0;
+  gsoSize = 0;
 }
 
 /**
@@ -142,6 +149,15 @@ export function l2Template(dst: Uint8Array, src: Uint8Array): Uint8Array {
   t.set(dst.subarray(0, 6), 0);
   t.set(src.subarray(0, 6), 6);
   return t;
+}
+
+/** Writes an IPv4 (af 4) or IPv6 address, host-order words, at buf[at]. */
+export function writeAddr(buf: Uint8Array, at: number, af: number, a: Uint32Array): void {
+  const n = af === 4 ? 1 : 4;
+  for (let i = 0; i < n; i++, at += 4) {
+    const w = a[i]!;
+    buf[at] = w >>> 24; buf[at + 1] = (w >>> 16) & 0xff; buf[at + 2] = (w >>> 8) & 0xff; buf[at + 3] = w & 0xff;
+  }
 }
 
 /**

@@ -25,6 +25,7 @@ import type { PacketInfo } from '../packet/info.js';
 import { setIpv4HeaderChecksum, setL4Checksum, setPartialL4Checksum } from '../packet/checksum.js';
 import { GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4, SEG_GAP } from '../io/batch.js';
 import { type TunnelEncap, type TunnelTarget, encapHeaderLen, innerPartialMayStay, tunnelMtu } from './tunnel.js';
+import { gueUdpGsoApplies, gueXmitUdpGso } from './gue-gso.js';
 import {
   MTU_DROP, MTU_ICMP, XMIT_DROP, XMIT_ERROR, XMIT_FRAG_NEEDED, XMIT_FRAGMENT, XMIT_OK, XMIT_TTL_EXCEEDED,
   decTtl, mtuCheck, type XmitResult,
@@ -64,7 +65,8 @@ export function gsoL4HeaderLen(buf: Uint8Array, info: PacketInfo, gsoType: numbe
  * `slotEnd` (exclusive). On XMIT_OK, res.off/len span all segments and res.segs / res.stride
  * say how to send them, and res.csumStart >= 0 when the segments' checksums are partial; `info`
  * then describes segment 0's inner packet. A frame that holds one segment only is sent as an
- * ordinary packet.
+ * ordinary packet. With GUE remote checksum offload and `offload`, the kernel can cut the
+ * segments itself: the frame leaves as UDP GSO frames instead (gue-gso.ts).
  */
 export function tunnelXmitGso(
   buf: Uint8Array, info: PacketInfo, tgt: TunnelTarget, tun: TunnelEncap,
@@ -90,7 +92,9 @@ export function tunnelXmitGso(
     return tun.xmit(buf, info, tgt, false, false, res);
   }
   if (!decTtl(buf, info)) return XMIT_TTL_EXCEEDED;
-  const mtu = tunnelMtu(tgt, false);
+  const udpGso = gueUdpGsoApplies(info, tgt, offload);
+  // With remote checksum offload the GUE header carries its 8-byte option (tunnelMtu's `partial`).
+  const mtu = tunnelMtu(tgt, udpGso);
   if (mtu < 0) return XMIT_DROP;
   res.mtu = mtu;
   const segIpMax = hdrs + gsoSize;
@@ -100,11 +104,12 @@ export function tunnelXmitGso(
   if (m === MTU_DROP) return XMIT_DROP;
   // Allowed to fragment (no DF): ulvs does not fragment (README), so it is too big like any packet.
   if (segIpMax > mtu) return XMIT_FRAGMENT;
+  const lastPay = payload - (n - 1) * gsoSize;
+  if (udpGso) return gueXmitUdpGso(buf, info, tgt, tun, hdrs, thl, gsoSize, n, lastPay, slotEnd, res);
 
   const pre = (tgt.vlanTci >= 0 ? 18 : 14) + (tgt.af === 4 ? 20 : 40) + encapHeaderLen(tgt, false);
   const stride = pre + segIpMax + SEG_GAP;
   const e0 = l3 - pre;
-  const lastPay = payload - (n - 1) * gsoSize;
   const end = e0 + (n - 1) * stride + pre + hdrs + lastPay;
   if (e0 < 0 || end > slotEnd || end > buf.length || stride > 0xffff) return XMIT_ERROR;
 

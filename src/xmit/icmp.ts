@@ -13,17 +13,9 @@
 import type { PacketInfo } from '../packet/info.js';
 import {
   MTU_DROP, MTU_ICMP, XMIT_DROP, XMIT_ERROR, XMIT_FRAG_NEEDED, XMIT_FRAGMENT, XMIT_OK,
-  XMIT_TTL_EXCEEDED, decTtl, mtuCheck, mtuCheckForward, setEthAddrs, writeEthHeader, type XmitResult,
+  XMIT_TTL_EXCEEDED, decTtl, mtuCheck, mtuCheckForward, setEthAddrs, writeAddr, writeEthHeader, type XmitResult,
 } from './common.js';
 import { csumAdd, csumFinish, pseudoSumAt, setIpv4HeaderChecksum } from '../packet/checksum.js';
-
-function wrAddr(buf: Uint8Array, at: number, af: number, a: Uint32Array): void {
-  const n = af === 4 ? 1 : 4;
-  for (let i = 0; i < n; i++, at += 4) {
-    const w = a[i]!;
-    buf[at] = w >>> 24; buf[at + 1] = (w >>> 16) & 0xff; buf[at + 2] = (w >>> 8) & 0xff; buf[at + 3] = w & 0xff;
-  }
-}
 
 function copyAddr(dst: Uint32Array, src: Uint32Array): void {
   dst[0] = src[0]!; dst[1] = src[1]!; dst[2] = src[2]!; dst[3] = src[3]!;
@@ -55,13 +47,13 @@ function natIcmp(buf: Uint8Array, info: PacketInfo, inbound: boolean, addr: Uint
   if (info.l4Off < 0 || c3 < 0) return false;
   const end = l3 + info.ipLen;
   if (af === 4) {
-    wrAddr(buf, l3 + (inbound ? 16 : 12), 4, addr);
+    writeAddr(buf, l3 + (inbound ? 16 : 12), 4, addr);
     setIpv4HeaderChecksum(buf, l3);
-    wrAddr(buf, c3 + (inbound ? 12 : 16), 4, addr);
+    writeAddr(buf, c3 + (inbound ? 12 : 16), 4, addr);
     setIpv4HeaderChecksum(buf, c3);
   } else {
-    wrAddr(buf, l3 + (inbound ? 24 : 8), 6, addr);
-    wrAddr(buf, c3 + (inbound ? 8 : 24), 6, addr);
+    writeAddr(buf, l3 + (inbound ? 24 : 8), 6, addr);
+    writeAddr(buf, c3 + (inbound ? 8 : 24), 6, addr);
   }
   if (inbound) { copyAddr(info.daddr, addr); copyAddr(info.innerSaddr, addr); }
   else { copyAddr(info.saddr, addr); copyAddr(info.innerDaddr, addr); }
@@ -252,7 +244,7 @@ export class IcmpErrorBuilder {
     out[l3 + 6] = 0; out[l3 + 7] = 0; // the ICMP socket uses IP_PMTUDISC_DONT: no DF
     out[l3 + 8] = this.ttl;
     out[l3 + 9] = 1;
-    wrAddr(out, l3 + 12, 4, saddr);
+    writeAddr(out, l3 + 12, 4, saddr);
     for (let i = 0; i < 4; i++) out[l3 + 16 + i] = src[sl3 + 12 + i]!;
     setIpv4HeaderChecksum(out, l3);
     const ic = l3 + 20;
@@ -288,7 +280,7 @@ export class IcmpErrorBuilder {
     out[l3 + 4] = plen >>> 8; out[l3 + 5] = plen & 0xff;
     out[l3 + 6] = 58;
     out[l3 + 7] = this.ttl;
-    wrAddr(out, l3 + 8, 6, saddr);
+    writeAddr(out, l3 + 8, 6, saddr);
     const sl3 = info.l3Off;
     for (let i = 0; i < 16; i++) out[l3 + 24 + i] = src[sl3 + 8 + i]!;
     const ic = l3 + 40;

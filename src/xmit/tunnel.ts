@@ -20,7 +20,7 @@ import {
 } from '../packet/checksum.js';
 import {
   MTU_DROP, MTU_ICMP, XMIT_DROP, XMIT_ERROR, XMIT_FRAG_NEEDED, XMIT_FRAGMENT, XMIT_OK,
-  XMIT_TTL_EXCEEDED, decTtl, ipDsfield, mtuCheck, partialCsumOffset, writeEthHeader, type XmitResult,
+  XMIT_TTL_EXCEEDED, decTtl, ipDsfield, mtuCheck, partialCsumOffset, writeAddr, writeEthHeader, type XmitResult,
 } from './common.js';
 
 /** Per-destination tunnel parameters, built once by the control plane ("decide once"). */
@@ -102,14 +102,6 @@ function useRemcsum(info: PacketInfo, tgt: TunnelTarget, partial: boolean): bool
     info.l4Off >= 0 && partialCsumOffset(info.proto) >= 0;
 }
 
-function wrAddr(buf: Uint8Array, at: number, af: number, a: Uint32Array): void {
-  const n = af === 4 ? 1 : 4;
-  for (let i = 0; i < n; i++, at += 4) {
-    const w = a[i]!;
-    buf[at] = w >>> 24; buf[at + 1] = (w >>> 16) & 0xff; buf[at + 2] = (w >>> 8) & 0xff; buf[at + 3] = w & 0xff;
-  }
-}
-
 function mix(h: number, k: number): number {
   k = Math.imul(k, 0xcc9e2d51);
   k = (k << 15) | (k >>> 17);
@@ -138,6 +130,16 @@ export class TunnelEncap {
   nextIpId(): number {
     const id = this.ipId;
     this.ipId = (id + 1) & 0xffff;
+    return id;
+  }
+
+  /**
+   * `count` consecutive IP IDs (the segments of a GSO frame, numbered from the first by the
+   * kernel's segmentation); returns the first.
+   */
+  reserveIpIds(count: number): number {
+    const id = this.ipId;
+    this.ipId = (id + count) & 0xffff;
     return id;
   }
 
@@ -242,8 +244,8 @@ export class TunnelEncap {
       buf[outer + 6] = df ? 0x40 : 0; buf[outer + 7] = 0;
       buf[outer + 8] = ttl;
       buf[outer + 9] = proto;
-      wrAddr(buf, outer + 12, 4, tgt.saddr);
-      wrAddr(buf, outer + 16, 4, tgt.daddr);
+      writeAddr(buf, outer + 12, 4, tgt.saddr);
+      writeAddr(buf, outer + 16, 4, tgt.daddr);
       setIpv4HeaderChecksum(buf, outer);
     } else {
       const plen = encLen + innerLen;
@@ -253,8 +255,8 @@ export class TunnelEncap {
       buf[outer + 4] = plen >>> 8; buf[outer + 5] = plen & 0xff;
       buf[outer + 6] = proto;
       buf[outer + 7] = ttl;
-      wrAddr(buf, outer + 8, 6, tgt.saddr);
-      wrAddr(buf, outer + 24, 6, tgt.daddr);
+      writeAddr(buf, outer + 8, 6, tgt.saddr);
+      writeAddr(buf, outer + 24, 6, tgt.daddr);
     }
     // The outer UDP checksum needs the outer addresses: computed last (udp_set_csum / udp6_set_csum).
     if (tgt.type === TUN_GUE && (tgt.flags & (TUN_F_CSUM | TUN_F_REMCSUM)) !== 0) {

@@ -112,7 +112,10 @@ function payloadOf(n: number, seed: number): Uint8Array {
 
 // ------------------------------------------------------------------ a director with a vnet-hdr batch
 
-interface Out { verdict: string; reason: string; frame: Uint8Array; flags: number; csumStart: number; csumOffset: number; segs: Uint8Array[]; tx: Uint8Array[] }
+interface Out {
+  verdict: string; reason: string; frame: Uint8Array; flags: number; csumStart: number; csumOffset: number;
+  gsoType: number; gsoSize: number; segs: Uint8Array[]; tx: Uint8Array[];
+}
 
 class OffloadDirector extends TestDirector {
   readonly b: FrameBatch;
@@ -148,7 +151,7 @@ class OffloadDirector extends TestDirector {
     for (let k = 0; k < this.q.count; k++) tx.push(this.q.frame(k));
     return {
       verdict: VERDICT_NAMES[b.verdict[0]!]!, reason: reasonName(b.reason[0]!), frame: b.frame(0), flags: fl,
-      csumStart: b.csumStart[0]!, csumOffset: b.csumOffset[0]!, segs, tx,
+      csumStart: b.csumStart[0]!, csumOffset: b.csumOffset[0]!, gsoType: b.gsoType[0]!, gsoSize: b.gsoSize[0]!, segs, tx,
     };
   }
 }
@@ -480,6 +483,101 @@ t.test('TUN: segments that would not fit the tunnel MTU get frag-needed, like a 
   t.same([o.verdict, o.reason], ['drop', 'frag-needed'], '1500-byte inner segments do not fit 1480');
   const icmp = info(o.tx[0]!);
   t.equal(rd16(o.tx[0]!, icmp.l4Off + 6), 1480, 'the tunnel MTU is reported');
+});
+
+/**
+ * The receiver's side of GUE remote checksum offload (fou's remcsum_adjust, for a packet whose
+ * outer checksum was verified): the inner field holds the pseudo-header sum; the sum from csum
+ * start to the end completes it. Returns the inner IP packet behind `guePayload` (GUE header
+ * first) as an Ethernet frame, or null when the GUE header is not version 0 with the option.
+ */
+function gueRemcsumInner(guePayload: Uint8Array): Uint8Array | null {
+  const g = guePayload;
+  if (g[0] !== 2 || g[2] !== 0 || g[3] !== 1 || rd16(g, 4) !== 0x8000 || rd16(g, 6) !== 0) return null;
+  const start = rd16(g, 8), at = rd16(g, 10);
+  const inner = new Uint8Array(14 + g.length - 12);
+  inner.set(g.subarray(12), 14);
+  inner[12] = g[1] === 4 ? 0x08 : 0x86; inner[13] = g[1] === 4 ? 0x00 : 0xdd;
+  wr16(inner, 14 + at, ~sum16(inner, 14 + start, inner.length) & 0xffff);
+  return inner;
+}
+
+const GUE_REMCSUM = '-i --tun-type gue --tun-port 6080 --tun-remcsum';
+for (const [payloadLen, parts] of [[25000, 1], [64000, 2]] as const) {
+  t.test(`TUN (GUE remcsum) with offload: a ${payloadLen}-byte super-frame leaves as ${parts} UDP GSO frame(s) whose kernel-cut segments are GUE remcsum packets`, async (t) => {
+    const td = new OffloadDirector(true);
+    await td.rules(`-A -t ${VIP}:80 -s rr\n-a -t ${VIP}:80 -r ${RS}:80 ${GUE_REMCSUM}\n`);
+    td.run(buildTcp(fromClient({ sport: 40050, dport: 80, flags: SYN, seq: 1 })), 0);
+    const payload = payloadOf(payloadLen, 36);
+    const mss = 1400;
+    const n = Math.ceil(payloadLen / mss);
+    const f = buildTcp(fromClient({ sport: 40050, dport: 80, flags: ACK | PSH, seq: 100, ack: 9, ipId: 0x0100, payload, l4Checksum: 'partial' }));
+    const o = td.run(f, FRAME_CSUM_NOT_READY | FRAME_GSO, GSO_TCPV4, mss);
+    t.same([o.verdict, o.reason], ['forward', 'tunnel']);
+    const chunk = 12 + 40 + mss;
+    t.same([o.flags & (FRAME_GSO | FRAME_CSUM_NOT_READY | FRAME_SEGMENTED), o.gsoType, o.gsoSize, o.csumStart, o.csumOffset],
+      [FRAME_GSO | FRAME_CSUM_NOT_READY | (parts > 1 ? FRAME_SEGMENTED : 0), GSO_UDP_L4, chunk, 14 + 20, 6],
+      'UDP GSO, gso_size = GUE + inner headers + MSS, the outer UDP checksum partial');
+    const frames = parts > 1 ? o.segs : [o.frame];
+    t.equal(frames.length, parts, `${parts} part(s)`);
+    t.ok(frames.every((p) => info(p).ipLen <= 65535 && rd16(p, 16) === p.length - 14), 'each part\'s outer IPv4 length is its own, within 16 bits');
+    // What the kernel (or a NIC) does with each part: __udp_gso_segment, then the checksum finished.
+    const segs = frames.flatMap((p) => kernelFinish(p, o.gsoSize));
+    t.equal(segs.length, n, `${n} segments once cut`);
+    let problems = 0;
+    const got: Uint8Array[] = [];
+    segs.forEach((s, k) => {
+      const outer = info(s);
+      if (outer.ipLen > 1500 || outer.proto !== 17 || rd16(s, outer.l4Off + 2) !== 6080 || outer.saddr[0] !== parseIp4(DIR_IP) ||
+          !ipv4HeaderChecksumOk(s, 14) || !l4ChecksumOk(s, 4, 14, 17, outer.l4Off, outer.l4Len)) problems++;
+      const inner = gueRemcsumInner(s.subarray(outer.l4Off + 8));
+      if (inner === null) { problems++; return; }
+      const ii = info(inner);
+      const seq = ((inner[ii.l4Off + 4]! << 24) | (inner[ii.l4Off + 5]! << 16) | (inner[ii.l4Off + 6]! << 8) | inner[ii.l4Off + 7]!) >>> 0;
+      if (!ipv4HeaderChecksumOk(inner, 14) || !l4ChecksumOk(inner, 4, 14, 6, ii.l4Off, ii.l4Len) || seq !== 100 + k * mss ||
+          inner[ii.l4Off + 13] !== (k === n - 1 ? ACK | PSH : ACK) || rd16(inner, 18) !== 0x0100 + k || ii.ttl !== 63) problems++;
+      got.push(inner.subarray(ii.l4Off + 20));
+    });
+    t.equal(problems, 0, 'outer headers and UDP checksums; GUE option; inner checksums (completed as fou does), sequence numbers, IDs, flags');
+    t.equal(hex(Buffer.concat(got)), hex(payload), 'the segments carry the payload, in order');
+
+    // The same segment sent as a plain partial packet takes tunnel.ts's GUE remcsum encapsulation:
+    // the kernel-cut segment is that packet, but for the outer IPv4 ID (hence its header checksum).
+    const k = n - 1;
+    const last = payload.subarray(k * mss);
+    const plain = td.run(buildTcp(fromClient({ sport: 40050, dport: 80, flags: ACK | PSH, seq: 100 + k * mss, ack: 9, ipId: 0x0100 + k,
+      payload: last, l4Checksum: 'partial' })), FRAME_CSUM_NOT_READY);
+    t.same([plain.verdict, plain.flags & FRAME_CSUM_NOT_READY], ['forward', 0], 'the plain packet leaves complete');
+    const cut = Uint8Array.from(segs[k]!);
+    for (const fr of [cut, plain.frame]) { wr16(fr, 18, 0); wr16(fr, 24, 0); }
+    t.equal(hex(cut), hex(plain.frame), 'byte for byte (IDs and IPv4 header checksums aside)');
+
+    if (haveTshark()) {
+      const fr = dissect(segs, [], ['--disable-protocol', 'http']);
+      t.same(fr.map((x) => [...x.problems, ...badChecksums(x)]).filter((p) => p.length > 0), [], 'tshark: the cut segments have no bad checksum, nothing malformed');
+    }
+  });
+}
+
+t.test('TUN (GUE remcsum) without offload after it: segments cut here, as before', async (t) => {
+  const o = await superFrameThrough(false, GUE_REMCSUM, 40051, payloadOf(5000, 37), 1400);
+  t.same([o.verdict, o.segs.length, o.flags & (FRAME_GSO | FRAME_CSUM_NOT_READY)], ['forward', 4, 0], 'four complete segments, no GSO');
+  t.ok(o.segs.every((s) => { const i = info(s); return l4ChecksumOk(s, 4, 14, 17, i.l4Off, i.l4Len) && i.ipLen <= 1500; }),
+    'each with its outer UDP checksum, within the MTU');
+});
+
+t.test('TUN (GUE remcsum) super-frames: the GUE option counts against the tunnel MTU', async (t) => {
+  const td = new OffloadDirector(true);
+  await td.rules(`-A -t ${VIP}:80 -s rr\n-a -t ${VIP}:80 -r ${RS}:80 ${GUE_REMCSUM}\n`);
+  td.run(buildTcp(fromClient({ sport: 40052, dport: 80, flags: SYN, seq: 1 })), 0);
+  // 1500 - 20 (outer IP) - 8 (UDP) - 12 (GUE + option) = 1460: 40 header bytes + 1420 payload fit, 1421 do not.
+  const fits = td.run(buildTcp(fromClient({ sport: 40052, dport: 80, flags: ACK, seq: 2, ack: 9, payload: payloadOf(5000, 3), l4Checksum: 'partial' })),
+    FRAME_CSUM_NOT_READY | FRAME_GSO, GSO_TCPV4, 1420);
+  t.same([fits.verdict, fits.gsoSize], ['forward', 1472], 'MSS 1420: sent, 1472-byte chunks');
+  const big = td.run(buildTcp(fromClient({ sport: 40052, dport: 80, flags: ACK, seq: 5002, ack: 9, payload: payloadOf(5000, 4), l4Checksum: 'partial' })),
+    FRAME_CSUM_NOT_READY | FRAME_GSO, GSO_TCPV4, 1421);
+  t.same([big.verdict, big.reason], ['drop', 'frag-needed'], 'MSS 1421: frag-needed');
+  t.equal(rd16(big.tx[0]!, info(big.tx[0]!).l4Off + 6), 1460, 'reporting the tunnel MTU with the option');
 });
 
 void V_FORWARD;

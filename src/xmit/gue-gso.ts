@@ -1,0 +1,216 @@
+/**
+ * GUE with remote checksum offload (--tun-type gue --tun-remcsum) for a GSO super-frame, kept
+ * (nearly) whole: the one tunnel whose segments the kernel can cut from a frame that AF_PACKET's
+ * virtio_net_hdr describes.
+ *
+ * No virtio GSO type describes an IPIP, GRE or GUE packet around a TCP super-frame (gso.ts cuts
+ * those into separately sent segments, ~45 per 64 KiB frame, each crossing the kernel alone). But a
+ * run of GUE packets to one real server differs only in what follows the outer UDP header, which
+ * is exactly a UDP GSO super-frame (gso_type UDP_L4): outer Ethernet + IP + UDP once, then
+ * "chunks" of gso_size bytes, each of which __udp_gso_segment (or a NIC with UDP segmentation)
+ * turns into the payload of one outer UDP packet, copying the outer headers and fixing their
+ * lengths, IDs and UDP checksums. So each chunk is built here as a complete GUE payload: the GUE
+ * header and its remote-checksum option, then the inner IP and TCP/UDP headers of that segment
+ * (the kernel's tcp_gso_segment rules, as in gso.ts) and its slice of the payload.
+ *
+ * Remote checksum offload is what makes this possible: a UDP GSO frame can carry one partial
+ * checksum only (the outer UDP one, which the kernel computes per segment). The inner checksum
+ * of each segment is left as its pseudo-header sum and described in the GUE option (csum start
+ * and offset); the receiver completes it from the outer checksum's coverage (fou's
+ * remcsum_adjust), as it would for the kernel IPVS's own GUE remcsum packets. Without remcsum the
+ * inner checksums would have to be summed here over every payload byte, which costs more than
+ * sending the segments one by one.
+ *
+ * A super-frame's outer IPv4 total length (and IPv6 payload length) is 16 bits, and the chunks
+ * add GUE and inner headers, so one 64 KiB frame may need two outer super-frames ("parts"): they
+ * are laid out `stride` bytes apart like gso.ts's segments (FRAME_SEGMENTED), each a UDP GSO
+ * frame of its own. In place, last chunk first: chunk k's headers start after the end of chunk
+ * k - 1's payload in the original frame, so nothing still to be read is overwritten; chunk 0's
+ * inner headers, the template of all others, stay where they are and are rewritten last. The frame
+ * grows by (chunks - 1) * (12 + inner headers) + (parts - 1) * (outer headers + SEG_GAP), less
+ * than gso.ts's per-segment layout needs, so a slot that holds that holds this.
+ *
+ * Every segment the kernel cuts from a part is the packet tunnel.ts builds for a partial packet to
+ * a GUE remcsum target (test/core/gso.test.ts cuts them as __udp_gso_segment does and checks),
+ * but for the outer IPv4 ID: one per segment, numbered from the part's. No allocation.
+ */
+import type { PacketInfo } from '../packet/info.js';
+import { csumFold, pseudoSum, setIpv4HeaderChecksum, setPartialL4Checksum } from '../packet/checksum.js';
+import { GSO_UDP_L4, SEG_GAP } from '../io/batch.js';
+import { TUN_GUE, TUN_F_REMCSUM } from '../svc/types.js';
+import { type TunnelEncap, type TunnelTarget, ecnEncapsulate } from './tunnel.js';
+import {
+  XMIT_ERROR, XMIT_OK, ipDsfield, partialCsumOffset, writeAddr, writeEthHeader, type XmitResult,
+} from './common.js';
+
+const TCP = 6;
+const TCP_FIN = 0x01;
+const TCP_PSH = 0x08;
+const TCP_CWR = 0x80;
+/** GUE header (4) + private flags word (4) + remote checksum option (4): GUE_LEN_PRIV + GUE_PLEN_REMCSUM. */
+const GUE_REMCSUM_HDR = 12;
+/** Largest IPv4 total length / IPv6 payload length. */
+const IP_LEN_MAX = 0xffff;
+
+/**
+ * Whether a super-frame to `tgt` leaves as UDP GSO frames (gueXmitUdpGso): GUE with --tun-remcsum,
+ * a TCP or UDP inner checksum to describe, and a backend that hands the frame's virtio_net_hdr to
+ * the kernel (`offload`).
+ */
+export function gueUdpGsoApplies(info: PacketInfo, tgt: TunnelTarget, offload: boolean): boolean {
+  return offload && tgt.type === TUN_GUE && (tgt.flags & TUN_F_REMCSUM) !== 0 && partialCsumOffset(info.proto) >= 0;
+}
+
+/**
+ * Encapsulates the super-frame described by `info` (TTL already decremented, MTU checked against
+ * tunnelMtu(tgt, true)) as GUE remcsum chunks of `hdrs` header bytes (inner IP + TCP/UDP header,
+ * `thl` of them transport) and `gsoSize` payload bytes, `n` >= 2 of them, the last carrying
+ * `lastPay`. On XMIT_OK: res.off/len span the parts; res.segs/stride say how to send more than
+ * one; each part is a UDP GSO frame (res.gsoType, res.gsoSize: the chunk size) whose outer UDP
+ * checksum is partial from res.csumStart (offset 6); `info` describes chunk 0's inner packet.
+ * XMIT_ERROR when the slot (up to `slotEnd`) or the headroom cannot hold the result.
+ */
+export function gueXmitUdpGso(
+  buf: Uint8Array, info: PacketInfo, tgt: TunnelTarget, tun: TunnelEncap,
+  hdrs: number, thl: number, gsoSize: number, n: number, lastPay: number, slotEnd: number, res: XmitResult,
+): number {
+  const l3 = info.l3Off;
+  const l4rel = info.l4Off - l3;
+  const p0 = l3 + hdrs;
+  const eth = tgt.vlanTci >= 0 ? 18 : 14;
+  const outerIp = tgt.af === 4 ? 20 : 40;
+  const udpAt = eth + outerIp;
+  const pre = udpAt + 8;
+  const chunk = GUE_REMCSUM_HDR + hdrs + gsoSize;
+  // Chunks per part: the outer length field, and the stride (a 16-bit batch field), must hold it.
+  const room = Math.min(IP_LEN_MAX - (tgt.af === 4 ? 20 : 0) - 8, 0xffff - pre - SEG_GAP);
+  const perPart = Math.floor(room / chunk);
+  if (perPart < 1) return XMIT_ERROR;
+  const parts = Math.ceil(n / perPart);
+  const stride = pre + perPart * chunk + SEG_GAP;
+  const e0 = l3 - GUE_REMCSUM_HDR - pre;
+  const lastPartChunks = n - (parts - 1) * perPart;
+  const end = e0 + (parts - 1) * stride + pre + (lastPartChunks - 1) * chunk + GUE_REMCSUM_HDR + hdrs + lastPay;
+  if (e0 < 0 || end > slotEnd || end > buf.length) return XMIT_ERROR;
+
+  const af = info.af as 4 | 6;
+  const proto = info.proto;
+  const ihl = info.l3HdrLen;
+  const l4 = info.l4Off;
+  const innerProto = af === 4 ? 4 : 41;
+  const csumAt = l4rel + partialCsumOffset(proto);
+  // Read from the inner packet before any of it is rewritten.
+  const id0 = af === 4 ? (buf[l3 + 4]! << 8) | buf[l3 + 5]! : 0;
+  const seq0 = proto === TCP ? ((buf[l4 + 4]! << 24) | (buf[l4 + 5]! << 16) | (buf[l4 + 6]! << 8) | buf[l4 + 7]!) >>> 0 : 0;
+  const flags0 = proto === TCP ? buf[l4 + 13]! : 0;
+  const ds = ecnEncapsulate(ipDsfield(buf, info));
+  const ttl = buf[af === 4 ? l3 + 8 : l3 + 7]!;
+  const df = tun.pmtuDisc && af === 4 && info.df;
+  const sport = tun.sourcePort(info);
+
+  for (let k = n - 1; k >= 0; k--) {
+    const part = Math.floor(k / perPart);
+    const j = k - part * perPart;
+    const g = e0 + part * stride + pre + j * chunk;
+    const l3k = g + GUE_REMCSUM_HDR;
+    const l4k = l3k + l4rel;
+    const pay = k === n - 1 ? lastPay : gsoSize;
+    if (k > 0) {
+      // Payload first (its source may lie under this chunk's headers), then the template headers.
+      const from = p0 + k * gsoSize;
+      buf.copyWithin(l3k + hdrs, from, from + pay);
+      buf.copyWithin(l3k, l3, p0);
+    }
+    const segIp = hdrs + pay;
+    if (af === 4) {
+      buf[l3k + 2] = segIp >>> 8; buf[l3k + 3] = segIp & 0xff;
+      const id = (id0 + k) & 0xffff;
+      buf[l3k + 4] = id >>> 8; buf[l3k + 5] = id & 0xff;
+      setIpv4HeaderChecksum(buf, l3k, ihl);
+    } else {
+      const plen = segIp - 40;
+      buf[l3k + 4] = plen >>> 8; buf[l3k + 5] = plen & 0xff;
+    }
+    if (proto === TCP) {
+      const seq = (seq0 + k * gsoSize) >>> 0;
+      buf[l4k + 4] = seq >>> 24; buf[l4k + 5] = (seq >>> 16) & 0xff; buf[l4k + 6] = (seq >>> 8) & 0xff; buf[l4k + 7] = seq & 0xff;
+      let f = flags0;
+      if (k < n - 1) f &= ~(TCP_FIN | TCP_PSH);
+      if (k > 0) f &= ~TCP_CWR;
+      buf[l4k + 13] = f;
+    } else {
+      const ulen = thl + pay;
+      buf[l4k + 4] = ulen >>> 8; buf[l4k + 5] = ulen & 0xff;
+    }
+    // The pseudo-header sum only: the receiver completes it (remote checksum offload).
+    setPartialL4Checksum(buf, af, l3k, proto, l4k, thl + pay);
+    // GUE version 0, hlen 2 words, inner protocol, flags: private; private flags: REMCSUM; then
+    // csum start and start + offset, relative to the inner IP header (ipvs_gue_encap).
+    buf[g] = (GUE_REMCSUM_HDR - 4) >>> 2; buf[g + 1] = innerProto; buf[g + 2] = 0; buf[g + 3] = 1;
+    buf[g + 4] = 0x80; buf[g + 5] = 0; buf[g + 6] = 0; buf[g + 7] = 0;
+    buf[g + 8] = l4rel >>> 8; buf[g + 9] = l4rel & 0xff;
+    buf[g + 10] = csumAt >>> 8; buf[g + 11] = csumAt & 0xff;
+    if (j === 0) {
+      const chunks = part === parts - 1 ? lastPartChunks : perPart;
+      const last = part === parts - 1 ? lastPay : gsoSize;
+      writeOuter(buf, e0 + part * stride, tgt, tun, chunks, (chunks - 1) * chunk + GUE_REMCSUM_HDR + hdrs + last, ds, ttl, df, sport);
+    }
+    if (k === 0) {
+      info.ipLen = segIp;
+      info.l4Len = thl + pay;
+      info.gsoSegLen = 0;
+    }
+  }
+  res.off = e0;
+  res.len = end - e0;
+  res.segs = parts > 1 ? parts : 0;
+  res.stride = parts > 1 ? stride : 0;
+  res.csumStart = udpAt;
+  res.gsoType = GSO_UDP_L4;
+  res.gsoSize = chunk;
+  return XMIT_OK;
+}
+
+/**
+ * The outer Ethernet, IP and UDP headers of one part at `start`: `chunks` segments to be, `ulen`
+ * UDP payload bytes in all. The UDP checksum field holds the pseudo-header sum over the whole
+ * part, as udp4_hwcsum leaves it for a GSO frame (__udp_gso_segment swaps in each segment's
+ * length). IPv4 IDs: one per segment to be, the kernel numbering them from the first.
+ */
+function writeOuter(
+  buf: Uint8Array, start: number, tgt: TunnelTarget, tun: TunnelEncap, chunks: number, ulen: number,
+  ds: number, ttl: number, df: boolean, sport: number,
+): void {
+  const outer = start + (tgt.vlanTci >= 0 ? 18 : 14);
+  const u = outer + (tgt.af === 4 ? 20 : 40);
+  const udpLen = 8 + ulen;
+  if (tgt.af === 4) {
+    const total = 20 + udpLen;
+    buf[outer] = 0x45;
+    buf[outer + 1] = ds;
+    buf[outer + 2] = total >>> 8; buf[outer + 3] = total & 0xff;
+    const id = df ? 0 : tun.reserveIpIds(chunks);
+    buf[outer + 4] = id >>> 8; buf[outer + 5] = id & 0xff;
+    buf[outer + 6] = df ? 0x40 : 0; buf[outer + 7] = 0;
+    buf[outer + 8] = ttl;
+    buf[outer + 9] = 17;
+    writeAddr(buf, outer + 12, 4, tgt.saddr);
+    writeAddr(buf, outer + 16, 4, tgt.daddr);
+    setIpv4HeaderChecksum(buf, outer);
+  } else {
+    buf[outer] = 0x60 | (ds >>> 4);
+    buf[outer + 1] = (ds & 0x0f) << 4;
+    buf[outer + 2] = 0; buf[outer + 3] = 0;
+    buf[outer + 4] = udpLen >>> 8; buf[outer + 5] = udpLen & 0xff;
+    buf[outer + 6] = 17;
+    buf[outer + 7] = ttl;
+    writeAddr(buf, outer + 8, 6, tgt.saddr);
+    writeAddr(buf, outer + 24, 6, tgt.daddr);
+  }
+  buf[u] = sport >>> 8; buf[u + 1] = sport & 0xff;
+  buf[u + 2] = tgt.port >>> 8; buf[u + 3] = tgt.port & 0xff;
+  buf[u + 4] = udpLen >>> 8; buf[u + 5] = udpLen & 0xff;
+  const c = csumFold(pseudoSum(tgt.af, tgt.saddr, tgt.daddr, 17, udpLen));
+  buf[u + 6] = c >>> 8; buf[u + 7] = c & 0xff;
+  writeEthHeader(buf, outer, tgt.l2, tgt.vlanTci, tgt.af === 4 ? 0x0800 : 0x86dd);
+}
