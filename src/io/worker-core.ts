@@ -26,7 +26,7 @@ import { AfPacketIo } from './afpacket.js';
 import { AfPacketRingIo } from './afpacket-ring.js';
 import { interfaceInfo, type InterfaceInfo } from './afpacket-netdev.js';
 import {
-  FrameBatch, TxQueue, FRAME_GSO, FRAME_SEGMENTED, SLOT_SIZE, HEADROOM, V_FORWARD, V_REPLY, type PacketIo,
+  FrameBatch, TxQueue, FRAME_CSUM_NOT_READY, FRAME_GSO, FRAME_SEGMENTED, SLOT_SIZE, HEADROOM, V_FORWARD, V_REPLY, type PacketIo,
 } from './batch.js';
 import { R_ARP_OTHER, R_ARP_REPLY, R_FWD_TUN, R_ND_OTHER, R_ND_REPLY, R_NO_NEIGHBOUR, REASON_COUNT } from '../core/reasons.js';
 import { csumUpdate32 } from '../packet/checksum.js';
@@ -336,9 +336,16 @@ export class DataPlaneWorker {
     buf[l3 + 10] = ipc >>> 8; buf[l3 + 11] = ipc & 0xff;
     if (buf[l3 + 9] === 17) {
       // GUE: the outer UDP checksum covers the source address (pseudo-header); 0 means none.
-      const u = l3 + ((buf[l3]! & 0x0f) << 2) + 6;
+      const udp = l3 + ((buf[l3]! & 0x0f) << 2);
+      const u = udp + 6;
       const uc = (buf[u]! << 8) | buf[u + 1]!;
-      if (uc !== 0) {
+      if ((b.flags[i]! & FRAME_CSUM_NOT_READY) !== 0 && off + b.csumStart[i]! === udp) {
+        // Left partial for the kernel (a GUE remcsum super-frame, xmit/gue-gso.ts): the field holds
+        // the pseudo-header sum itself, not a checksum's complement, so the same update applies to it
+        // uncomplemented.
+        const c = ~csumUpdate32(~uc & 0xffff, old, src) & 0xffff;
+        buf[u] = c >>> 8; buf[u + 1] = c & 0xff;
+      } else if (uc !== 0) {
         let c = csumUpdate32(uc, old, src);
         if (c === 0) c = 0xffff;
         buf[u] = c >>> 8; buf[u + 1] = c & 0xff;
