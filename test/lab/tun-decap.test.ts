@@ -9,17 +9,20 @@
  *   ns "rs" eth0 10.9.0.2/24 fd09::2/64, lo: VIP 10.9.9.100/32 and fd09:9::100/128,
  *        default routes via d0; HTTP server on :80; `tun-decap --gue-port 6080`
  * Clients 10.9.7.x / fd09:7::x are "remote": replies to them go back out of eth0.
+ * Also a UDP GSO super-frame of GUE remcsum chunks (what a director with --tun-remcsum sends),
+ * sent with a virtio_net_hdr: it crosses the veth whole and every datagram in it is answered.
  */
 import t from 'tap';
 import { fileURLToPath } from 'node:url';
 import { Lab, type LabProcess } from '../../src/lab/netns.js';
 import { startNameServer } from '../../src/lab/servers.js';
 import { AfPacketIo } from '../../src/io/afpacket.js';
-import { buildTcp, ipPacketOf } from '../../src/packet/build.js';
-import { rd32 } from '../../src/packet/bytes.js';
+import { FRAME_CSUM_NOT_READY, FRAME_GSO, GSO_UDP_L4, V_FORWARD } from '../../src/io/batch.js';
+import { buildTcp, buildUdp, ipPacketOf } from '../../src/packet/build.js';
+import { rd16, rd32 } from '../../src/packet/bytes.js';
 import { formatIp4, formatIp6 } from '../../src/util/ip.js';
 import { LAB_SKIP, collect, sendFrames, type Captured } from './helpers.js';
-import { greFrame, gueFrame, ipipFrame, type Outer } from './tunnel-frames.js';
+import { greFrame, gueFrame, gueGsoFrame, ipipFrame, type Outer } from './tunnel-frames.js';
 
 const TUN_DECAP = fileURLToPath(new URL('../../src/lab/tun-decap-main.js', import.meta.url));
 const VIP4 = '10.9.9.100';
@@ -43,7 +46,7 @@ t.test('userspace tunnel decapsulation into the real server\'s stack', LAB_SKIP,
   await lab.addr('rs', 'lo', `${VIP6}/128`);
   await lab.route('rs', ['default', 'via', '10.9.0.1']);
   await lab.ip('rs', ['-6', 'route', 'add', 'default', 'via', 'fd09::1']);
-  await startNameServer(lab, 'rs', { name: 'rs1', httpPort: 80 });
+  await startNameServer(lab, 'rs', { name: 'rs1', httpPort: 80, udpPort: 53 });
 
   const io = AfPacketIo.open('d0', { netns: d });
   t.teardown(() => io.close());
@@ -111,6 +114,35 @@ t.test('userspace tunnel decapsulation into the real server\'s stack', LAB_SKIP,
     });
   }
 
+  t.test('a GUE remcsum UDP GSO super-frame of datagrams: each is decapsulated and answered', async (t) => {
+    const sport = nextPort++;
+    const client = `10.9.7.${sport % 200 + 1}`;
+    // Seven datagrams of 300 bytes and a shorter last one, their UDP checksums partial.
+    const texts = Array.from({ length: 8 }, (_, k) => `gso-${k} `.padEnd(k === 7 ? 120 : 300, String.fromCharCode(97 + k)));
+    const inners = texts.map((p, k) => ipPacketOf(buildUdp({ saddr: client, daddr: VIP4, sport, dport: 53, df: true, ipId: k, payload: p, l4Checksum: 'partial' })));
+    const g = gueGsoFrame(o4, inners, { port: 6080 });
+    t.ok(g.frame.length > 1514, `one ${g.frame.length}-byte frame, longer than the MTU`);
+    const vio = AfPacketIo.open('d0', { netns: d, vnetHdr: true });
+    try {
+      const b = vio.createBatch();
+      b.put(0, g.frame, FRAME_GSO | FRAME_CSUM_NOT_READY);
+      b.csumStart[0] = g.csumStart;
+      b.csumOffset[0] = g.csumOffset;
+      b.gsoType[0] = GSO_UDP_L4;
+      b.gsoSize[0] = g.gsoSize;
+      b.verdict[0] = V_FORWARD;
+      b.count = 1;
+      t.equal(vio.send(b), 1, 'sent as one UDP GSO super-frame');
+    } finally {
+      vio.close();
+    }
+    const isReply = (c: Captured) => c.info.proto === 17 && c.info.sport === 53 && c.info.dport === sport && addrText(c, 'daddr') === client;
+    const got = await collect(io, 3000, isReply, (x) => x.length >= texts.length);
+    const bodies = got.map((c) => Buffer.from(c.bytes.subarray(c.info.l4Off + 8, c.info.l4Off + rd16(c.bytes, c.info.l4Off + 4))).toString());
+    t.same(bodies.sort(), texts.map((x) => `rs1 ${x}`).sort(), 'the UDP server answered every datagram of the super-frame');
+    if (bodies.length === texts.length) delivered += texts.length;
+  });
+
   t.test('packets tunnelled to another address are left alone', async (t) => {
     const s = syn(4, 8000);
     sendFrames(io, [ipipFrame({ ...o4, daddr: '10.9.0.77' }, s.pkt)]);
@@ -125,6 +157,7 @@ t.test('userspace tunnel decapsulation into the real server\'s stack', LAB_SKIP,
     const stats = Object.fromEntries((m?.[1] ?? '').split(' ').map((kv) => kv.split('=')).map(([k, v]) => [k, Number(v)]));
     t.equal(stats['injected'], delivered, 'every tunnelled SYN that was answered was injected once');
     t.equal(stats['not-local'], 1, 'the packet for another address was counted as not-local');
+    t.same([stats['gso-frames'], stats['gso-chunks']], [1, 8], 'the super-frame crossed the veth whole and was decapsulated chunk by chunk');
     t.equal(stats['inject-errors'] ?? 0, 0, 'no TUN write errors');
     const tables = (await lab.exec('rs', 'nft', ['list', 'tables'])).stdout;
     t.notMatch(tables, /ulvs_tundecap/, 'nftables table removed');

@@ -1,7 +1,8 @@
 /**
  * Builds tunnelled frames the way a director (IPVS -i) would send them: IPIP, SIT,
  * GRE (optional checksum/key/sequence) and GUE (version 0 with optional remote
- * checksum offload, or version 1 direct IP). Test-only: allocates freely.
+ * checksum offload, or version 1 direct IP), and GUE remcsum UDP GSO super-frames.
+ * Test-only: allocates freely.
  */
 import { buildIpFrame, buildUdp, type FrameOptions } from '../../src/packet/build.js';
 import { csumAdd, csumFinish } from '../../src/packet/checksum.js';
@@ -83,6 +84,11 @@ export interface GueOptions {
 }
 
 export function gueFrame(o: Outer, inner: Uint8Array, g: GueOptions): Uint8Array {
+  return buildUdp({ ...o, sport: g.sport ?? 45000, dport: g.port, payload: guePayload(inner, g), l4Checksum: g.udpChecksum ?? 'valid' });
+}
+
+/** The UDP payload of a GUE packet: GUE header (and options), then the inner packet. */
+export function guePayload(inner: Uint8Array, g: Omit<GueOptions, 'port'>): Uint8Array {
   let payload: Uint8Array;
   if (g.direct) {
     payload = inner;
@@ -99,5 +105,41 @@ export function gueFrame(o: Outer, inner: Uint8Array, g: GueOptions): Uint8Array
     }
     payload.set(inner, 4 + optLen);
   }
-  return buildUdp({ ...o, sport: g.sport ?? 45000, dport: g.port, payload, l4Checksum: g.udpChecksum ?? 'valid' });
+  return payload;
+}
+
+/** The remote checksum option for an inner TCP/UDP packet: [start, checksum field], relative to the inner packet. */
+export function remcsumFor(inner: Uint8Array): [number, number] {
+  const v6 = inner[0]! >>> 4 === 6;
+  const start = v6 ? 40 : (inner[0]! & 15) << 2;
+  const proto = v6 ? inner[6]! : inner[9]!;
+  return [start, start + (proto === 6 ? 16 : 6)];
+}
+
+export interface GueGsoFrame {
+  frame: Uint8Array;
+  /** What the virtio_net_hdr says: chunk size, partial checksum start (frame-relative) and offset. */
+  gsoSize: number;
+  csumStart: number;
+  csumOffset: number;
+  /** Frame offset of each chunk. */
+  chunkOff: number[];
+}
+
+/**
+ * A UDP GSO (UDP_L4) super-frame as a director with --tun-type gue --tun-remcsum sends it: one
+ * outer Ethernet + IP + UDP header whose checksum is partial (the pseudo-header sum over the
+ * whole UDP length), then one chunk per inner packet: GUE v0 with the remote checksum option
+ * for the inner TCP/UDP checksum, then the inner packet. gso_size is the first chunk's length
+ * unless `gsoSize` says otherwise.
+ */
+export function gueGsoFrame(o: Outer, inners: Uint8Array[], g: { port: number; sport?: number; gsoSize?: number }): GueGsoFrame {
+  const chunks = inners.map((p) => guePayload(p, { remcsum: remcsumFor(p) }));
+  const payload = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  const at: number[] = [];
+  let p = 0;
+  for (const c of chunks) { at.push(p); payload.set(c, p); p += c.length; }
+  const frame = buildUdp({ ...o, sport: g.sport ?? 45000, dport: g.port, payload, l4Checksum: 'partial' });
+  const udp = frame.length - 8 - payload.length;
+  return { frame, gsoSize: g.gsoSize ?? chunks[0]!.length, csumStart: udp, csumOffset: 6, chunkOff: at.map((x) => udp + 8 + x) };
 }
