@@ -36,6 +36,9 @@ import { nginxAvailable, startNameServer, startNginx } from './servers.js';
 export const ULVS_BIN = fileURLToPath(new URL('../../../bin/ulvs.js', import.meta.url));
 const SERVER_MAIN = fileURLToPath(new URL('./server-main.js', import.meta.url));
 
+/** The UDP port on which the lab's tunnel decapsulators (startTunDecap) accept GUE. */
+export const LAB_GUE_PORT = 6080;
+
 export type DirectorKind = 'ulvs' | 'kernel-dnat' | 'none';
 
 export const LAB_ADDR = {
@@ -491,7 +494,7 @@ done`;
     startTunDecap: async () => {
       await Promise.all(rsNames.map(async (rs) => {
         if (tunDecaps.get(rs)?.running()) return;
-        const p = await startProc(rs, [process.execPath, ULVS_BIN, 'tun-decap', '--iface', 'eth0'], `tun-decap on ${rs}`,
+        const p = await startProc(rs, [process.execPath, ULVS_BIN, 'tun-decap', '--iface', 'eth0', '--gue-port', String(LAB_GUE_PORT)], `tun-decap on ${rs}`,
           /^ready /m, `${rs}-tun-decap`);
         tunDecaps.set(rs, p);
       }));

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { median, parseIperfTcp, parseIperfUdp, parseWrk, workloadCommand } from '../../src/lab/bench/workloads.js';
 import { computeRatios, ratioPairs, renderReport, type WireReport, type WireResult } from '../../src/lab/bench/wire-bench.js';
-import { benchDnatRuleset, haproxyConfig, ulvsRules } from '../../src/lab/bench/paths.js';
+import { ULVS_FORWARDING, benchDnatRuleset, haproxyConfig, ulvsRules } from '../../src/lab/bench/paths.js';
 import { restoreSaveText } from '../../src/ctl/restore-file.js';
 import { numericResolver } from '../../src/cli/ipvsadm/resolver.js';
 import { Director } from '../../src/core/director.js';
@@ -102,7 +102,7 @@ t.test('what the paths install', async (t) => {
   const hap = haproxyConfig(rs, 80);
   t.match(hap, /bind 10\.0\.0\.100:80\n  default_backend web\nbackend web\n  balance roundrobin\n  server rs1 10\.0\.1\.1:80\n  server rs2 10\.0\.1\.2:80/);
   t.match(hap, /backend iperf\n  balance source/);
-  for (const flag of ['-m', '-g', '-i'] as const) {
+  for (const flag of Object.values(ULVS_FORWARDING)) {
     const text = ulvsRules(rs, 80, flag);
     const director = new Director({ mac: new Uint8Array(6), ip4: 0, neigh: new StaticNeighbours(), capacity: 1024 });
     t.same(await restoreSaveText(director.api, text, numericResolver), { ok: true, lines: 9 }, `${flag}: valid ipvsadm -R input`);
@@ -110,6 +110,12 @@ t.test('what the paths install', async (t) => {
     t.equal(services.length, 3, `${flag}: three services`);
   }
   t.match(ulvsRules(rs, 80, '-g'), /^-A -u 10\.0\.0\.100:5201 -s sh$/m);
+  const gue = ulvsRules(rs, 80, ULVS_FORWARDING['ulvs-tun-gue']);
+  const director = new Director({ mac: new Uint8Array(6), ip4: 0, neigh: new StaticNeighbours(), capacity: 1024 });
+  await restoreSaveText(director.api, gue, numericResolver);
+  const dests = (await director.api.getServices()).flatMap((s) => s.dests);
+  t.same([...new Set(dests.map((d) => `${d.tunType}:${d.tunPort}:${d.tunFlags}`))], ['1:6080:2'],
+    'ulvs-tun-gue: every real server is GUE on the lab decapsulators\' port, with remote checksum offload');
 });
 
 t.test('bad options are refused before any lab is built', async (t) => {

@@ -160,4 +160,62 @@ for (const directorOn of [false, true]) {
   });
 }
 
+/**
+ * TUN with GUE and remote checksum offload: the one tunnel whose super-frames the director hands
+ * to the kernel whole, as UDP GSO frames (xmit/gue-gso.ts). Director offloads off: its kernel cuts
+ * them (__udp_gso_segment) and the real server's side holds MTU-sized GUE packets, whose outer
+ * UDP checksums tshark judges and whose inner checksums the decapsulator completes from the
+ * remcsum option (the stack drops the payload if one is wrong). Offloads on: the UDP GSO frames
+ * cross the veth and bridge whole and `tun-decap` splits them.
+ */
+for (const directorOn of [false, true]) {
+  t.test(`TUN (GUE remcsum) through ulvs --vnet-hdr with TSO on the senders, director offloads ${directorOn ? 'on' : 'off'}`, WIRE_SKIP, async (t) => {
+    const st = await buildSelftest('tun', true);
+    t.teardown(() => st.lab.teardown());
+    await offloads(st, directorOn);
+    const td = st.lab.spawn('ns2', process.execPath, [BIN, 'tun-decap', '--gue-port', '6080']);
+    await td.waitFor(/^ready /m, 15_000);
+    await startDaemon(st, ['--vnet-hdr']);
+    const svc = `${ADDR.vip}:${ADDR.port}`;
+    await ipvsadm(st, ['-A', '-t', svc, '-s', 'rr']);
+    await ipvsadm(st, ['-a', '-t', svc, '-r', `${ADDR.rip}:${ADDR.port}`, '-i', '--tun-type', 'gue', '--tun-port', '6080', '--tun-remcsum']);
+
+    const capServer = await capture(st, 'ns2', 'veth21', st.mac12, 'server-side');
+    const r = await pushPayload(st, PAYLOAD);
+    t.equal(r.received.length, r.sent.length, `${PAYLOAD} bytes arrived on the real server`);
+    t.ok(r.received.equals(r.sent), 'the payload arrived byte for byte');
+    t.comment(`TUN GUE remcsum, director offloads ${directorOn ? 'on' : 'off'}: ${PAYLOAD} bytes in ${r.ms.toFixed(0)} ms (${(PAYLOAD * 8 / r.ms / 1000).toFixed(0)} Mbit/s)`);
+    const fileServer = await capServer.stop();
+
+    const stats = await ipvsadm(st, ['-Ln', '--stats', '--exact']);
+    const row = new RegExp(`->\\s+${ADDR.rip.replace(/\./g, '\\.')}:${ADDR.port}\\s+1\\s+(\\d+)\\s+(\\d+)\\s+(\\d+)`).exec(stats);
+    t.ok(row !== null && Number(row[1]) < PAYLOAD / 1448 / 2, `super-frames entered the director whole: ${row?.[1]} packets in`);
+
+    const fields = ['ip.proto', 'ip.dst', 'udp.dstport', 'frame.len'];
+    const frames = dissectFile(fileServer, fields, ['--disable-protocol', 'http', '--disable-protocol', 'thrift']);
+    const gue = frames.filter((f) => f.one('udp.dstport') === '6080');
+    t.ok(gue.length > 20, `server side: ${gue.length} GUE frames captured`);
+    t.same(gue.filter((f) => f.one('ip.dst') !== ADDR.rip).map((f) => f.n), [], 'server side: every GUE packet goes to the RIP');
+    const longest = Math.max(...gue.map((f) => Number(f.one('frame.len'))));
+    if (directorOn) {
+      t.ok(longest > 1514, `server side: frames up to ${longest} bytes, UDP GSO frames reached the real server whole`);
+    } else {
+      t.ok(longest <= 1514, `server side: frames up to ${longest} bytes, the director's kernel cut the UDP GSO frames`);
+      const bad = gue.map((f) => ({ f, why: broken(f) })).filter((x) => x.why.length > 0)
+        .map(({ f, why }) => `#${f.n} ${f.protocols}: ${why.join(', ')}`);
+      t.same(bad, [], `server side: tshark finds no bad outer checksum among ${gue.length} frames the kernel cut`);
+    }
+
+    await td.stop();
+    const m = /^stats (.*)$/m.exec(td.output());
+    const ds = Object.fromEntries((m?.[1] ?? '').split(' ').map((kv) => kv.split('=')).map(([k, v]) => [k, Number(v)]));
+    t.equal(ds['inject-errors'] ?? 0, 0, 'tun-decap: no TUN write errors');
+    t.ok((ds['injected'] ?? 0) > 0 && (ds['bad-checksum'] ?? 0) === 0 && (ds['unsupported'] ?? 0) === 0,
+      `tun-decap: ${ds['injected']} packets decapsulated, none refused (${m?.[1]})`);
+    if (directorOn) {
+      t.ok((ds['injected'] ?? 0) > 4 * (ds['frames'] ?? Infinity), `tun-decap: ${ds['injected']} inner packets from ${ds['frames']} frames (whole UDP GSO frames)`);
+    }
+  });
+}
+
 void BIN;

@@ -26,11 +26,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { LAB_ADDR, ULVS_BIN, type LabTopology } from '../lab-topology.js';
+import { LAB_ADDR, LAB_GUE_PORT, ULVS_BIN, type LabTopology } from '../lab-topology.js';
 import type { LabProcess } from '../netns.js';
 import { IPERF_PORT, type Workload, type WorkloadTarget } from './workloads.js';
 
-export const PATHS = ['direct', 'kernel-dnat', 'haproxy', 'ulvs-nat', 'ulvs-dr', 'ulvs-tun'] as const;
+export const PATHS = ['direct', 'kernel-dnat', 'haproxy', 'ulvs-nat', 'ulvs-dr', 'ulvs-tun', 'ulvs-tun-gue'] as const;
 export type PathName = (typeof PATHS)[number];
 
 export type DrReplies = 'direct' | 'director';
@@ -126,8 +126,21 @@ backend iperf
 ${servers(IPERF_PORT)}`;
 }
 
-/** ipvsadm restore text for the ulvs paths; `flag` is -m, -g or -i. */
-export function ulvsRules(rsAddrs: readonly string[], httpPort: number, flag: '-m' | '-g' | '-i'): string {
+/**
+ * ipvsadm options of each ulvs path's real servers. ulvs-tun is IPIP, the kernel's default tunnel;
+ * ulvs-tun-gue is GUE with remote checksum offload, the one tunnel whose super-frames the director
+ * can leave to the kernel to segment (xmit/gue-gso.ts).
+ */
+export const ULVS_FORWARDING = {
+  'ulvs-nat': '-m',
+  'ulvs-dr': '-g',
+  'ulvs-tun': '-i',
+  'ulvs-tun-gue': `-i --tun-type gue --tun-port ${LAB_GUE_PORT} --tun-remcsum`,
+} as const;
+type UlvsPathName = keyof typeof ULVS_FORWARDING;
+
+/** ipvsadm restore text for the ulvs paths; `flag` is the real servers' forwarding options (ULVS_FORWARDING). */
+export function ulvsRules(rsAddrs: readonly string[], httpPort: number, flag: string): string {
   const lines = [`-A -t ${VIP}:${httpPort} -s rr`];
   for (const a of rsAddrs) lines.push(`-a -t ${VIP}:${httpPort} -r ${a}:${httpPort} ${flag} -w 1`);
   for (const proto of ['-t', '-u']) {
@@ -196,7 +209,9 @@ function haproxyPath(): BenchPath {
   };
 }
 
-function ulvsPath(name: PathName, flag: '-m' | '-g' | '-i'): BenchPath {
+function ulvsPath(name: UlvsPathName): BenchPath {
+  const flag = ULVS_FORWARDING[name];
+  const tunnel = flag.startsWith('-i');
   let daemon: LabProcess | null = null;
   return {
     name,
@@ -204,7 +219,7 @@ function ulvsPath(name: PathName, flag: '-m' | '-g' | '-i'): BenchPath {
     unsupported: () => null,
     target: vipTarget,
     setup: async ({ topo, daemonArgs, drReplies }) => {
-      if (flag === '-i') await topo.startTunDecap();
+      if (tunnel) await topo.startTunDecap();
       if (flag !== '-m' && drReplies === 'direct') await repliesDirect(topo, true);
       const env: NodeJS.ProcessEnv = { ...process.env, NODE_OPTIONS: '' };
       delete env.ULVS_SOCKET;
@@ -218,7 +233,7 @@ function ulvsPath(name: PathName, flag: '-m' | '-g' | '-i'): BenchPath {
       await daemon?.stop(5000);
       daemon = null;
       if (flag !== '-m' && drReplies === 'direct') await repliesDirect(topo, false);
-      if (flag === '-i') await topo.stopTunDecap();
+      if (tunnel) await topo.stopTunDecap();
     },
   };
 }
@@ -229,8 +244,9 @@ export function benchPaths(): Record<PathName, BenchPath> {
     direct,
     'kernel-dnat': kernelDnat,
     haproxy: haproxyPath(),
-    'ulvs-nat': ulvsPath('ulvs-nat', '-m'),
-    'ulvs-dr': ulvsPath('ulvs-dr', '-g'),
-    'ulvs-tun': ulvsPath('ulvs-tun', '-i'),
+    'ulvs-nat': ulvsPath('ulvs-nat'),
+    'ulvs-dr': ulvsPath('ulvs-dr'),
+    'ulvs-tun': ulvsPath('ulvs-tun'),
+    'ulvs-tun-gue': ulvsPath('ulvs-tun-gue'),
   };
 }

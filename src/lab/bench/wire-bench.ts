@@ -79,11 +79,11 @@ export interface WireReport {
 export function ratioPairs(paths: readonly PathName[]): Array<[PathName, PathName]> {
   const have = new Set(paths);
   const pairs: Array<[PathName, PathName]> = [];
-  for (const u of ['ulvs-nat', 'ulvs-dr', 'ulvs-tun'] as const) {
+  for (const u of ['ulvs-nat', 'ulvs-dr', 'ulvs-tun', 'ulvs-tun-gue'] as const) {
     if (!have.has(u)) continue;
     for (const base of ['kernel-dnat', 'haproxy', 'direct'] as const) if (have.has(base)) pairs.push([u, base]);
   }
-  for (const u of ['ulvs-dr', 'ulvs-tun'] as const) if (have.has(u) && have.has('ulvs-nat')) pairs.push([u, 'ulvs-nat']);
+  for (const u of ['ulvs-dr', 'ulvs-tun', 'ulvs-tun-gue'] as const) if (have.has(u) && have.has('ulvs-nat')) pairs.push([u, 'ulvs-nat']);
   return pairs;
 }
 
@@ -274,7 +274,7 @@ export function renderReport(rep: WireReport): string {
   lines.push(`machine: ${rep.machine.cpus} CPU ${rep.machine.cpuModel}, Linux ${rep.machine.kernel}, Node ${rep.machine.node}, ` +
     `load ${rep.machine.loadavgStart[0]} → ${rep.machine.loadavgEnd[0]}; ${rep.elapsedSeconds} s`);
   if (rep.settings.daemonArgs.length) lines.push(`ulvs daemon ${rep.settings.daemonArgs.join(' ')}`);
-  if (rep.settings.drReplies && rep.settings.paths.some((p) => p === 'ulvs-dr' || p === 'ulvs-tun')) {
+  if (rep.settings.drReplies && rep.settings.paths.some((p) => p === 'ulvs-dr' || p.startsWith('ulvs-tun'))) {
     lines.push(`DR/TUN replies: ${rep.settings.drReplies}`);
   }
   lines.push('');
