@@ -22,10 +22,11 @@
  * backend finishes it (see tunnelXmitGso). No allocation.
  */
 import type { PacketInfo } from '../packet/info.js';
-import { setIpv4HeaderChecksum, setL4Checksum, setPartialL4Checksum } from '../packet/checksum.js';
+import { setL4Checksum, setPartialL4Checksum } from '../packet/checksum.js';
 import { GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4, SEG_GAP } from '../io/batch.js';
 import { type TunnelEncap, type TunnelTarget, encapHeaderLen, innerPartialMayStay, tunnelMtu } from './tunnel.js';
 import { gueUdpGsoApplies, gueXmitUdpGso } from './gue-gso.js';
+import { SegmentTemplate } from './gso-segment.js';
 import {
   MTU_DROP, MTU_ICMP, XMIT_DROP, XMIT_ERROR, XMIT_FRAG_NEEDED, XMIT_FRAGMENT, XMIT_OK, XMIT_TTL_EXCEEDED,
   decTtl, mtuCheck, type XmitResult,
@@ -33,9 +34,6 @@ import {
 
 const TCP = 6;
 const UDP = 17;
-const TCP_FIN = 0x01;
-const TCP_PSH = 0x08;
-const TCP_CWR = 0x80;
 
 /**
  * Transport header length of a GSO frame of `gsoType` described by `info` (TCP data offset, or
@@ -54,6 +52,9 @@ export function gsoL4HeaderLen(buf: Uint8Array, info: PacketInfo, gsoType: numbe
   if (t === GSO_UDP_L4) return info.proto === UDP && info.l4Len >= 8 ? 8 : -1;
   return -1;
 }
+
+/** This module's segment-header writer (no allocation per frame). */
+const segTemplate = new SegmentTemplate();
 
 /**
  * The tunnel transmitter for a GSO super-frame (TunnelEncap.xmit's steps, per segment): TTL
@@ -115,44 +116,14 @@ export function tunnelXmitGso(
 
   const af = info.af as 4 | 6;
   const proto = info.proto;
-  const ihl = info.l3HdrLen;
-  const p0 = l3 + hdrs;
-  const l4 = info.l4Off;
-  const id0 = af === 4 ? (buf[l3 + 4]! << 8) | buf[l3 + 5]! : 0;
-  const seq0 = proto === TCP ? ((buf[l4 + 4]! << 24) | (buf[l4 + 5]! << 16) | (buf[l4 + 6]! << 8) | buf[l4 + 7]!) >>> 0 : 0;
-  const flags0 = proto === TCP ? buf[l4 + 13]! : 0;
+  segTemplate.read(buf, info, thl, gsoSize);
   const partial = offload && innerPartialMayStay(info, tgt);
   for (let k = n - 1; k >= 0; k--) {
     const l3k = e0 + k * stride + pre;
     const l4k = l3k + l4rel;
     const pay = k === n - 1 ? lastPay : gsoSize;
-    if (k > 0) {
-      // Payload first (its source may lie under this segment's headers), then the template headers.
-      const from = p0 + k * gsoSize;
-      buf.copyWithin(l3k + hdrs, from, from + pay);
-      buf.copyWithin(l3k, l3, p0);
-    }
     const segIp = hdrs + pay;
-    if (af === 4) {
-      buf[l3k + 2] = segIp >>> 8; buf[l3k + 3] = segIp & 0xff;
-      const id = (id0 + k) & 0xffff;
-      buf[l3k + 4] = id >>> 8; buf[l3k + 5] = id & 0xff;
-      setIpv4HeaderChecksum(buf, l3k, ihl);
-    } else {
-      const plen = segIp - 40;
-      buf[l3k + 4] = plen >>> 8; buf[l3k + 5] = plen & 0xff;
-    }
-    if (proto === TCP) {
-      const seq = (seq0 + k * gsoSize) >>> 0;
-      buf[l4k + 4] = seq >>> 24; buf[l4k + 5] = (seq >>> 16) & 0xff; buf[l4k + 6] = (seq >>> 8) & 0xff; buf[l4k + 7] = seq & 0xff;
-      let f = flags0;
-      if (k < n - 1) f &= ~(TCP_FIN | TCP_PSH);
-      if (k > 0) f &= ~TCP_CWR;
-      buf[l4k + 13] = f;
-    } else {
-      const ulen = thl + pay;
-      buf[l4k + 4] = ulen >>> 8; buf[l4k + 5] = ulen & 0xff;
-    }
+    segTemplate.build(buf, l3k, k, n, pay);
     // Partial: the folded pseudo-header sum, what the sender's stack leaves for the NIC.
     if (partial) setPartialL4Checksum(buf, af, l3k, proto, l4k, thl + pay);
     else setL4Checksum(buf, af, l3k, proto, l4k, thl + pay);

@@ -36,6 +36,7 @@
  */
 import type { PacketInfo } from '../packet/info.js';
 import { csumFold, pseudoSum, setIpv4HeaderChecksum, setPartialL4Checksum } from '../packet/checksum.js';
+import { SegmentTemplate } from './gso-segment.js';
 import { GSO_UDP_L4, SEG_GAP } from '../io/batch.js';
 import { TUN_GUE, TUN_F_REMCSUM } from '../svc/types.js';
 import { type TunnelEncap, type TunnelTarget, ecnEncapsulate } from './tunnel.js';
@@ -43,14 +44,12 @@ import {
   XMIT_ERROR, XMIT_OK, ipDsfield, partialCsumOffset, writeAddr, writeEthHeader, type XmitResult,
 } from './common.js';
 
-const TCP = 6;
-const TCP_FIN = 0x01;
-const TCP_PSH = 0x08;
-const TCP_CWR = 0x80;
 /** GUE header (4) + private flags word (4) + remote checksum option (4): GUE_LEN_PRIV + GUE_PLEN_REMCSUM. */
 const GUE_REMCSUM_HDR = 12;
 /** Largest IPv4 total length / IPv6 payload length. */
 const IP_LEN_MAX = 0xffff;
+/** This module's segment-header writer (no allocation per frame). */
+const segTemplate = new SegmentTemplate();
 
 /**
  * Whether a super-frame to `tgt` leaves as UDP GSO frames (gueXmitUdpGso): GUE with --tun-remcsum,
@@ -76,7 +75,6 @@ export function gueXmitUdpGso(
 ): number {
   const l3 = info.l3Off;
   const l4rel = info.l4Off - l3;
-  const p0 = l3 + hdrs;
   const eth = tgt.vlanTci >= 0 ? 18 : 14;
   const outerIp = tgt.af === 4 ? 20 : 40;
   const udpAt = eth + outerIp;
@@ -95,14 +93,10 @@ export function gueXmitUdpGso(
 
   const af = info.af as 4 | 6;
   const proto = info.proto;
-  const ihl = info.l3HdrLen;
-  const l4 = info.l4Off;
   const innerProto = af === 4 ? 4 : 41;
   const csumAt = l4rel + partialCsumOffset(proto);
   // Read from the inner packet before any of it is rewritten.
-  const id0 = af === 4 ? (buf[l3 + 4]! << 8) | buf[l3 + 5]! : 0;
-  const seq0 = proto === TCP ? ((buf[l4 + 4]! << 24) | (buf[l4 + 5]! << 16) | (buf[l4 + 6]! << 8) | buf[l4 + 7]!) >>> 0 : 0;
-  const flags0 = proto === TCP ? buf[l4 + 13]! : 0;
+  segTemplate.read(buf, info, thl, gsoSize);
   const ds = ecnEncapsulate(ipDsfield(buf, info));
   const ttl = buf[af === 4 ? l3 + 8 : l3 + 7]!;
   const df = tun.pmtuDisc && af === 4 && info.df;
@@ -115,33 +109,8 @@ export function gueXmitUdpGso(
     const l3k = g + GUE_REMCSUM_HDR;
     const l4k = l3k + l4rel;
     const pay = k === n - 1 ? lastPay : gsoSize;
-    if (k > 0) {
-      // Payload first (its source may lie under this chunk's headers), then the template headers.
-      const from = p0 + k * gsoSize;
-      buf.copyWithin(l3k + hdrs, from, from + pay);
-      buf.copyWithin(l3k, l3, p0);
-    }
     const segIp = hdrs + pay;
-    if (af === 4) {
-      buf[l3k + 2] = segIp >>> 8; buf[l3k + 3] = segIp & 0xff;
-      const id = (id0 + k) & 0xffff;
-      buf[l3k + 4] = id >>> 8; buf[l3k + 5] = id & 0xff;
-      setIpv4HeaderChecksum(buf, l3k, ihl);
-    } else {
-      const plen = segIp - 40;
-      buf[l3k + 4] = plen >>> 8; buf[l3k + 5] = plen & 0xff;
-    }
-    if (proto === TCP) {
-      const seq = (seq0 + k * gsoSize) >>> 0;
-      buf[l4k + 4] = seq >>> 24; buf[l4k + 5] = (seq >>> 16) & 0xff; buf[l4k + 6] = (seq >>> 8) & 0xff; buf[l4k + 7] = seq & 0xff;
-      let f = flags0;
-      if (k < n - 1) f &= ~(TCP_FIN | TCP_PSH);
-      if (k > 0) f &= ~TCP_CWR;
-      buf[l4k + 13] = f;
-    } else {
-      const ulen = thl + pay;
-      buf[l4k + 4] = ulen >>> 8; buf[l4k + 5] = ulen & 0xff;
-    }
+    segTemplate.build(buf, l3k, k, n, pay);
     // The pseudo-header sum only: the receiver completes it (remote checksum offload).
     setPartialL4Checksum(buf, af, l3k, proto, l4k, thl + pay);
     // GUE version 0, hlen 2 words, inner protocol, flags: private; private flags: REMCSUM; then

@@ -11,7 +11,7 @@ import t from 'tap';
 import {
   Decapsulator, TunDecapCore, DECAP_REASON_NAMES, DECAP_OK,
 } from '../../src/lab/tun-decap.js';
-import { TunWriter, type PacketSink } from '../../src/lab/tun-gro.js';
+import { TunWriter } from '../../src/lab/tun-gro.js';
 import {
   FrameBatch, TxQueue, VNET_SLOT_SIZE, FRAME_CSUM_NOT_READY, FRAME_CSUM_VALID, FRAME_GSO, FRAME_SEGMENTED, GSO_TCPV4, GSO_UDP_L4,
   SEG_GAP, VERDICT_NAMES,
@@ -19,34 +19,14 @@ import {
 import { TestDirector, CLIENT_MAC, DIR_MAC } from '../core/harness.js';
 import { buildTcp, buildUdp, ipPacketOf, type TcpOptions } from '../../src/packet/build.js';
 import { ipv4HeaderChecksumOk, l4ChecksumOk, setIpv4HeaderChecksum } from '../../src/packet/checksum.js';
-import { gueFrame, gueGsoFrame, ipipFrame, remcsumFor, type GueGsoFrame, type Outer } from './tunnel-frames.js';
+import {
+  Recorder, gueFrame, gueGsoFrame, hex, ipipFrame, payloadOf, rd16, rd32, remcsumFor, type GueGsoFrame, type Outer, type Write,
+} from './tunnel-frames.js';
 
 const OUT4: Outer = { saddr: '192.0.2.1', daddr: '192.0.2.10' };
 const OUT6: Outer = { saddr: '2001:db8::1', daddr: '2001:db8::10' };
 const ACK = 0x10;
 
-interface Write { hdr: number[]; pkt: Uint8Array }
-
-/** Records every write: the 10-byte virtio_net_hdr and the IP packet behind it. */
-class Recorder implements PacketSink {
-  readonly vnetHdr = true;
-  readonly writes: Write[] = [];
-  write(buf: Uint8Array, off: number, len: number): boolean {
-    this.writes.push({ hdr: [...buf.subarray(off, off + 10)], pkt: buf.slice(off + 10, off + len) });
-    return true;
-  }
-}
-
-const rd16 = (b: Uint8Array, o: number): number => (b[o]! << 8) | b[o + 1]!;
-const rd32 = (b: Uint8Array, o: number): number => ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
-const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
-
-function payloadOf(n: number, seed: number): Uint8Array {
-  const p = new Uint8Array(n);
-  let x = seed;
-  for (let i = 0; i < n; i++) { x = (x * 1103515245 + 12345) >>> 0; p[i] = x >>> 24; }
-  return p;
-}
 
 /** TCP segments client -> VIP of `sizes` payload bytes with consecutive sequence numbers, checksums partial (a sender with offload). */
 function tcpRun(sizes: number[], seq = 1000, extra: Partial<TcpOptions> = {}): { inners: Uint8Array[]; payload: Uint8Array } {

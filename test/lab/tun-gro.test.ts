@@ -7,34 +7,13 @@
  * the wire tests.
  */
 import t from 'tap';
-import { TunWriter, type PacketSink } from '../../src/lab/tun-gro.js';
+import { TunWriter } from '../../src/lab/tun-gro.js';
+import { Recorder, hex, payloadOf, rd16, rd32, type Write } from './tunnel-frames.js';
 import { buildTcp, buildUdp, type TcpOptions } from '../../src/packet/build.js';
 import { ipv4HeaderChecksumOk, l4ChecksumOk } from '../../src/packet/checksum.js';
 
 const ACK = 0x10, PSH = 0x08, SYN = 0x02, FIN = 0x01, CWR = 0x80;
 
-interface Write { hdr: number[]; pkt: Uint8Array }
-
-/** Records every write: the 10-byte virtio_net_hdr and the IP packet behind it. */
-class Recorder implements PacketSink {
-  readonly vnetHdr = true;
-  readonly writes: Write[] = [];
-  write(buf: Uint8Array, off: number, len: number): boolean {
-    this.writes.push({ hdr: [...buf.subarray(off, off + 10)], pkt: buf.slice(off + 10, off + len) });
-    return true;
-  }
-}
-
-const rd16 = (b: Uint8Array, o: number): number => (b[o]! << 8) | b[o + 1]!;
-const rd32 = (b: Uint8Array, o: number): number => ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
-const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
-
-function payloadOf(n: number, seed: number): Uint8Array {
-  const p = new Uint8Array(n);
-  let x = seed;
-  for (let i = 0; i < n; i++) { x = (x * 1103515245 + 12345) >>> 0; p[i] = x >>> 24; }
-  return p;
-}
 
 /** A decapsulated inner packet as tun-decap hands it over: IPv4 + TCP in a buffer with room in front. */
 interface Seg { buf: Uint8Array; off: number; len: number }

@@ -6,6 +6,7 @@
  */
 import { buildIpFrame, buildUdp, type FrameOptions } from '../../src/packet/build.js';
 import { csumAdd, csumFinish } from '../../src/packet/checksum.js';
+import type { PacketSink } from '../../src/lab/tun-gro.js';
 
 export interface Outer {
   srcMac?: string | Uint8Array;
@@ -142,4 +143,30 @@ export function gueGsoFrame(o: Outer, inners: Uint8Array[], g: { port: number; s
   const frame = buildUdp({ ...o, sport: g.sport ?? 45000, dport: g.port, payload, l4Checksum: 'partial' });
   const udp = frame.length - 8 - payload.length;
   return { frame, gsoSize: g.gsoSize ?? chunks[0]!.length, csumStart: udp, csumOffset: 6, chunkOff: at.map((x) => udp + 8 + x) };
+}
+
+// ------------------------------------------------------------------ a TUN device double, byte helpers
+
+export interface Write { hdr: number[]; pkt: Uint8Array }
+
+/** A TunWriter device that records every write: the 10-byte virtio_net_hdr and the IP packet behind it. */
+export class Recorder implements PacketSink {
+  readonly vnetHdr = true;
+  readonly writes: Write[] = [];
+  write(buf: Uint8Array, off: number, len: number): boolean {
+    this.writes.push({ hdr: [...buf.subarray(off, off + 10)], pkt: buf.slice(off + 10, off + len) });
+    return true;
+  }
+}
+
+export const rd16 = (b: Uint8Array, o: number): number => (b[o]! << 8) | b[o + 1]!;
+export const rd32 = (b: Uint8Array, o: number): number => ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
+export const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+
+/** n pseudo-random payload bytes (an LCG from `seed`). */
+export function payloadOf(n: number, seed: number): Uint8Array {
+  const p = new Uint8Array(n);
+  let x = seed;
+  for (let i = 0; i < n; i++) { x = (x * 1103515245 + 12345) >>> 0; p[i] = x >>> 24; }
+  return p;
 }
