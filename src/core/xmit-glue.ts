@@ -17,7 +17,7 @@ import { tunnelXmitGso } from '../xmit/gso.js';
 import {
   IcmpErrorBuilder, xmitIcmpNatIn, xmitIcmpNatOut, ICMPERR_FRAG_NEEDED, ICMPERR_PORT_UNREACH, ICMPERR_TIME_EXCEEDED,
 } from '../xmit/icmp.js';
-import { PROTO_TCP, type Dest } from '../svc/types.js';
+import type { Dest } from '../svc/types.js';
 import * as connTable from '../conn/table.js';
 import type { Engine } from './engine.js';
 import * as R from './reasons.js';
@@ -255,7 +255,7 @@ export class Xmit {
     if (rc === XMIT_OK && res.csumStart >= 0) {
       f |= FRAME_CSUM_NOT_READY;
       batch.csumStart[i] = res.csumStart;
-      batch.csumOffset[i] = res.gsoType === 0 && info.proto === PROTO_TCP ? 16 : 6;
+      batch.csumOffset[i] = res.csumOffset;
     }
     if (rc === XMIT_OK && res.gsoType !== 0) {
       f |= FRAME_GSO;

@@ -44,6 +44,8 @@ export class XmitResult {
    * relative to the start of the frame (of every segment, when `segs` > 1). The reader resets it to -1.
    */
   csumStart = -1;
+  /** With csumStart >= 0: where the checksum field is, from csumStart (virtio_net_hdr csum_offset). */
+  csumOffset = 0;
   /**
    * Non-zero only when the transmitter left a super-frame for the kernel to segment (gue-gso.ts):
    * the virtio_net_hdr GSO type (GSO_UDP_L4) and gso_size of the frame (of every part, when

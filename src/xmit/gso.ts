@@ -29,7 +29,7 @@ import { gueUdpGsoApplies, gueXmitUdpGso } from './gue-gso.js';
 import { SegmentTemplate } from './gso-segment.js';
 import {
   MTU_DROP, MTU_ICMP, XMIT_DROP, XMIT_ERROR, XMIT_FRAG_NEEDED, XMIT_FRAGMENT, XMIT_OK, XMIT_TTL_EXCEEDED,
-  decTtl, mtuCheck, type XmitResult,
+  decTtl, mtuCheck, partialCsumOffset, type XmitResult,
 } from './common.js';
 
 const TCP = 6;
@@ -140,5 +140,6 @@ export function tunnelXmitGso(
   res.segs = n;
   res.stride = stride;
   res.csumStart = partial ? pre + l4rel : -1;
+  res.csumOffset = partial ? partialCsumOffset(proto) : 0;
   return XMIT_OK;
 }

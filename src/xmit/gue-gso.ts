@@ -135,6 +135,7 @@ export function gueXmitUdpGso(
   res.segs = parts > 1 ? parts : 0;
   res.stride = parts > 1 ? stride : 0;
   res.csumStart = udpAt;
+  res.csumOffset = 6;
   res.gsoType = GSO_UDP_L4;
   res.gsoSize = chunk;
   return XMIT_OK;

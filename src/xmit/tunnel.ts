@@ -16,7 +16,7 @@
 import type { PacketInfo } from '../packet/info.js';
 import { TUN_GRE, TUN_GUE, TUN_F_CSUM, TUN_F_REMCSUM } from '../svc/types.js';
 import {
-  completePartialChecksum, csumAdd, csumFinish, pseudoSum, setIpv4HeaderChecksum,
+  completePartialChecksum, csumAdd, csumFinish, csumFold, pseudoSum, setIpv4HeaderChecksum,
 } from '../packet/checksum.js';
 import {
   MTU_DROP, MTU_ICMP, XMIT_DROP, XMIT_ERROR, XMIT_FRAG_NEEDED, XMIT_FRAGMENT, XMIT_OK,
@@ -102,6 +102,20 @@ function useRemcsum(info: PacketInfo, tgt: TunnelTarget, partial: boolean): bool
     info.l4Off >= 0 && partialCsumOffset(info.proto) >= 0;
 }
 
+/** The outer UDP checksum at buf[udp] over `ulen` bytes, in full (udp_set_csum without offload). */
+function finishUdpChecksum(buf: Uint8Array, udp: number, tgt: TunnelTarget, ulen: number): void {
+  buf[udp + 6] = 0; buf[udp + 7] = 0;
+  let c = csumFinish(csumAdd(buf, udp, ulen, pseudoSum(tgt.af, tgt.saddr, tgt.daddr, 17, ulen)));
+  if (c === 0) c = 0xffff;
+  buf[udp + 6] = c >>> 8; buf[udp + 7] = c & 0xff;
+}
+
+/** The outer UDP checksum field left partial: the folded pseudo-header sum, for the backend to finish. */
+function writeUdpPseudoSum(buf: Uint8Array, udp: number, tgt: TunnelTarget, ulen: number): void {
+  const c = csumFold(pseudoSum(tgt.af, tgt.saddr, tgt.daddr, 17, ulen));
+  buf[udp + 6] = c >>> 8; buf[udp + 7] = c & 0xff;
+}
+
 function mix(h: number, k: number): number {
   k = Math.imul(k, 0xcc9e2d51);
   k = (k << 15) | (k >>> 17);
@@ -173,7 +187,10 @@ export class TunnelEncap {
    * L4 checksum is CHECKSUM_PARTIAL — kept partial and described in the GUE remote-checksum
    * option when the target uses --tun-remcsum (GUE), completed here otherwise (no offload after
    * us) unless `offload` says the backend finishes partial checksums (then res.csumStart tells
-   * where it starts, see innerPartialMayStay). Writes the new frame position to res.off/res.len
+   * where it starts, see innerPartialMayStay). With `offload`, an outer GUE UDP checksum
+   * (--tun-csum, --tun-remcsum) is left partial for the backend too (res.csumStart at the outer
+   * UDP header), as udp_set_csum leaves it for a device that can finish it: no sum over the
+   * whole packet here. Writes the new frame position to res.off/res.len
    * and returns XMIT_OK, or XMIT_ERROR when the headroom is too small. `info` keeps describing the
    * inner packet.
    */
@@ -258,17 +275,26 @@ export class TunnelEncap {
       writeAddr(buf, outer + 8, 6, tgt.saddr);
       writeAddr(buf, outer + 24, 6, tgt.daddr);
     }
-    // The outer UDP checksum needs the outer addresses: computed last (udp_set_csum / udp6_set_csum).
-    if (tgt.type === TUN_GUE && (tgt.flags & (TUN_F_CSUM | TUN_F_REMCSUM)) !== 0) {
-      const ulen = encLen + innerLen;
-      let c = csumFinish(csumAdd(buf, e, ulen, pseudoSum(tgt.af, tgt.saddr, tgt.daddr, 17, ulen)));
-      if (c === 0) c = 0xffff;
-      buf[e + 6] = c >>> 8; buf[e + 7] = c & 0xff;
-    }
     writeEthHeader(buf, outer, tgt.l2, tgt.vlanTci, tgt.af === 4 ? 0x0800 : 0x86dd);
     res.off = ethStart;
     res.len = l3 + innerLen - ethStart;
-    res.csumStart = stays ? info.l4Off - ethStart : -1;
+    res.csumStart = -1;
+    if (stays) {
+      res.csumStart = info.l4Off - ethStart;
+      res.csumOffset = partialCsumOffset(info.proto);
+    }
+    // The outer UDP checksum needs the outer addresses: computed last (udp_set_csum / udp6_set_csum).
+    // Never together with `stays`: an outer checksum either covers the finished inner one
+    // (--tun-csum) or describes it (remcsum).
+    if (tgt.type === TUN_GUE && (tgt.flags & (TUN_F_CSUM | TUN_F_REMCSUM)) !== 0) {
+      if (offload) {
+        writeUdpPseudoSum(buf, e, tgt, encLen + innerLen);
+        res.csumStart = e - ethStart;
+        res.csumOffset = 6;
+      } else {
+        finishUdpChecksum(buf, e, tgt, encLen + innerLen);
+      }
+    }
     return XMIT_OK;
   }
 
@@ -297,8 +323,12 @@ export class TunnelEncap {
     if (r !== XMIT_OK) return r;
     const outerIpLen = res.len - (tgt.vlanTci >= 0 ? 18 : 14);
     if (outerIpLen > tgt.routeMtu) {
-      // Fragments carry no offload: the inner checksum is finished before the packet is cut.
-      if (res.csumStart >= 0) completePartialChecksum(buf, info);
+      // Fragments carry no offload: a partial checksum is finished before the packet is cut.
+      if (res.csumStart >= 0) {
+        const udp = res.off + res.csumStart;
+        if (udp < info.l3Off) finishUdpChecksum(buf, udp, tgt, info.l3Off + info.ipLen - udp);
+        else completePartialChecksum(buf, info);
+      }
       res.csumStart = -1;
       res.mtu = tgt.routeMtu;
       return XMIT_FRAGMENT;
