@@ -48,7 +48,7 @@ type TunnelSlot = { -readonly [K in keyof TunnelTarget]: TunnelTarget[K] };
 const NH_UNKNOWN = 0;
 const NH_OK = 1;
 const NH_NONE = 2;
-/** NH_OK for FastPath.run (destHopStates); an alias, so the uses here stay a local const. */
+/** NH_OK for FastPath.run (destHopWords); an alias, so the uses here stay a local const. */
 export const NEXT_HOP_OK = NH_OK;
 
 export class Xmit {
@@ -62,11 +62,15 @@ export class Xmit {
   private readonly a1 = new Uint32Array(4);
   private readonly a2 = new Uint32Array(4);
   private readonly saddr4 = new Uint32Array(4);
-  // Per destination id: next-hop MAC (6 bytes each) and its state; tunnel targets.
+  // Per destination id: next-hop MAC (6 bytes each, where resolve writes it); tunnel targets.
   private destMac = new Uint8Array(0);
-  /** destMac as a DataView: the fast path copies a MAC as one 32-bit and one 16-bit word. */
-  private destMacView = new DataView(new ArrayBuffer(0));
-  private destNh = new Uint8Array(0);
+  /**
+   * Per destination id, two words: the next hop's MAC bytes 0-3 (big-endian), then its bytes
+   * 4-5 << 16 | the entry's state (NH_*). One array for the state and the MAC: the fast path
+   * reads both for every inbound frame, and each typed array or DataView a loop reads costs
+   * its own map, bounds and pointer checks per frame.
+   */
+  private hopWords = new Uint32Array(0);
   private tunTargets: (TunnelSlot | undefined)[] = [];
   private cacheTable = -1;
   private cacheNeigh = -1;
@@ -84,15 +88,14 @@ export class Xmit {
   refresh(tableVersion: number, neighVersion: number, maxDestId: number): void {
     const e = this.e;
     if (tableVersion === this.cacheTable && neighVersion === this.cacheNeigh && e.mtu === this.cacheMtu &&
-        e.sysctls.pmtu_disc === this.cachePmtu && this.destNh.length > maxDestId) return;
+        e.sysctls.pmtu_disc === this.cachePmtu && this.hopWords.length >>> 1 > maxDestId) return;
     this.cacheTable = tableVersion;
     this.cacheNeigh = neighVersion;
     this.cacheMtu = e.mtu;
     this.cachePmtu = e.sysctls.pmtu_disc;
     const n = Math.max(64, maxDestId + 1);
     this.destMac = new Uint8Array(n * 6);
-    this.destMacView = new DataView(this.destMac.buffer);
-    this.destNh = new Uint8Array(n);
+    this.hopWords = new Uint32Array(n * 2);
     this.tunTargets = new Array<TunnelSlot | undefined>(n);
     this.tun.pmtuDisc = this.e.sysctls.pmtu_disc !== 0;
   }
@@ -102,15 +105,23 @@ export class Xmit {
   /** Writes the next-hop MAC for dest into this.l2[0..6]; false when unresolved. */
   private destHop(dest: Dest): boolean {
     const id = dest.id;
-    if (id >= this.destNh.length) return this.resolveInto(dest.addr.af, dest, this.l2, 0);
-    let st = this.destNh[id]!;
-    if (st === NH_UNKNOWN) {
-      st = this.resolveInto(dest.addr.af, dest, this.destMac, id * 6) ? NH_OK : NH_NONE;
-      this.destNh[id] = st;
-    }
-    if (st !== NH_OK) return false;
+    const w = this.hopWords;
+    const k = id * 2;
+    if (k >= w.length) return this.resolveInto(dest.addr.af, dest, this.l2, 0);
     const m = this.destMac;
     const o = id * 6;
+    let st = w[k + 1]! & 0xff;
+    if (st === NH_UNKNOWN) {
+      if (this.resolveInto(dest.addr.af, dest, m, o)) {
+        st = NH_OK;
+        w[k] = ((m[o]! << 24) | (m[o + 1]! << 16) | (m[o + 2]! << 8) | m[o + 3]!) >>> 0;
+        w[k + 1] = ((m[o + 4]! << 24) | (m[o + 5]! << 16) | NH_OK) >>> 0;
+      } else {
+        st = NH_NONE;
+        w[k + 1] = NH_NONE;
+      }
+    }
+    if (st !== NH_OK) return false;
     const l2 = this.l2;
     l2[0] = m[o]!; l2[1] = m[o + 1]!; l2[2] = m[o + 2]!; l2[3] = m[o + 3]!; l2[4] = m[o + 4]!; l2[5] = m[o + 5]!;
     return true;
@@ -123,13 +134,15 @@ export class Xmit {
    * access costs about what a byte access does, and this stays small enough to be inlined.
    */
   destMacHead(dest: Dest, out: DataView, off: number): number {
-    const id = dest.id;
+    const k = dest.id * 2;
+    const w = this.hopWords;
     // Already resolved: straight from the cache (what destHop would copy through l2).
-    if (id < this.destNh.length && this.destNh[id] === NH_OK) {
-      const m = this.destMacView;
-      const b = id * 6;
-      out.setUint32(off, m.getUint32(b));
-      return m.getUint16(b + 4);
+    if (k < w.length) {
+      const tail = w[k + 1]!;
+      if ((tail & 0xff) === NH_OK) {
+        out.setUint32(off, w[k]!);
+        return tail >>> 16;
+      }
     }
     return this.destMacResolve(dest, out, off);
   }
@@ -144,16 +157,12 @@ export class Xmit {
   }
 
   /**
-   * The per-dest next-hop states (NH_OK: the MAC is cached) and MACs (6 bytes at id * 6) that
-   * destMacHead reads, for FastPath.run to hold in locals for a batch: only refresh, between
-   * batches, replaces them.
+   * The per-dest next-hop words destMacHead reads (at id * 2: MAC bytes 0-3; bytes 4-5 << 16 |
+   * state, NH_OK when the MAC is cached), for FastPath.run to hold in a local for a batch: only
+   * refresh, between batches, replaces the array.
    */
-  get destHopStates(): Uint8Array {
-    return this.destNh;
-  }
-
-  get destHopMacs(): DataView {
-    return this.destMacView;
+  get destHopWords(): Uint32Array {
+    return this.hopWords;
   }
 
   /** destMacHead's first use of a dest (and dests beyond the cache). Kept apart so destMacHead stays small. */

@@ -289,6 +289,14 @@ export class IpvsTable {
     return this.destReg[id];
   }
 
+  /**
+   * The dests by registry id, as destById reads them, for a loop over a whole batch to hold in
+   * a local (FastPath.run). Read only; the array itself is never replaced.
+   */
+  get destRegistry(): readonly (Dest | undefined)[] {
+    return this.destReg;
+  }
+
   // ------------------------------------------------------------------ control-plane reads
 
   /** Linked services in the kernel's listing order (service hash table, then fwmark table). */

@@ -9,6 +9,7 @@ import { buildTcp, buildUdp } from '../../src/packet/build.js';
 import { parseIp } from '../../src/util/ip.js';
 import { parseMac } from '../../src/util/mac.js';
 import { FrameBatch, TxQueue, FRAME_CSUM_NOT_READY, FRAME_GSO } from '../../src/io/batch.js';
+import { CONN_F_NO_CPORT, TCP_S_ESTABLISHED } from '../../src/conn/flags.js';
 
 const RS = ['10.0.1.1', '10.0.1.2', '10.0.1.3'];
 const RS_MAC = ['02:00:00:00:01:01', '02:00:00:00:01:02', '02:00:00:00:01:03'];
@@ -278,4 +279,41 @@ t.test('batches: batch loop, traced batch loop and general path agree', async (t
   }
   t.equal(connDump(batchLoop), connDump(general), 'batch loop: identical connection records');
   t.equal(connDump(frameLoop), connDump(general), 'traced batch loop: identical connection records');
+});
+
+// A connection without a client port (CONN_F_NO_CPORT, as sync or a helper makes them): an inbound
+// lookup that misses retries with cport 0 (ConnTable.findIn4At), and the fast path does the same.
+t.test('NAT: a NO_CPORT connection is found and forwarded alike by both paths', async (t) => {
+  const rules = '-A -t 10.0.0.100:80 -s rr\n' + RS.map((r) => `-a -t 10.0.0.100:80 -r ${r}:8080 -m -w 1`).join('\n') + '\n';
+  const [fast, slow] = await pair(rules);
+  for (const td of [fast, slow]) {
+    const c = td.d.engine.conns;
+    const dest = td.d.table.services()[0]!.dests[1]!;
+    const id = c.create(4, 6, Uint32Array.of(parseIp('10.0.0.1')!.w0 >>> 0, 0, 0, 0), 0,
+      Uint32Array.of(parseIp('10.0.0.100')!.w0 >>> 0, 0, 0, 0), 80, Uint32Array.of(dest.addr.w0, 0, 0, 0), dest.port,
+      CONN_F_NO_CPORT, 0, dest.svc.id, dest.id, td.d.now);
+    t.ok(id >= 0, 'NO_CPORT connection created');
+    c.setState(id, TCP_S_ESTABLISHED);
+    c.setTimeout(id, c.timeouts.tcp[TCP_S_ESTABLISHED]!, td.d.now);
+  }
+  for (let n = 0; n < 40; n++) {
+    // Client packets from several ports (none has a connection of its own), and replies.
+    const cport = 40000 + (n % 4);
+    const frame = n % 5 === 4
+      ? buildTcp({ srcMac: RS_MAC[1], dstMac: DIR_MAC, saddr: RS[1]!, daddr: '10.0.0.1', sport: 8080, dport: cport, flags: ACK, payload: 'r' })
+      : buildTcp({ srcMac: CLIENT_MAC, dstMac: DIR_MAC, saddr: '10.0.0.1', daddr: '10.0.0.100', sport: cport, dport: 80, flags: ACK, payload: 'x'.repeat(n) });
+    const a = fast.send(frame);
+    const b = slow.send(frame);
+    if (a.verdict !== b.verdict || a.reason !== b.reason || a.out.length !== b.out.length ||
+        a.out.some((f, k) => Buffer.compare(Buffer.from(f), Buffer.from(b.out[k]!)) !== 0)) {
+      t.fail(`packet ${n} differs: fast ${a.verdict}/${a.reason} vs general ${b.verdict}/${b.reason}`);
+      return;
+    }
+  }
+  // All 32 client packets but the first, which the general path forwards and so caches the next hop.
+  t.equal(fast.d.engine.fast.hits, 31, 'the fast path forwarded the client packets');
+  const fl = await fast.ipvsadm('-L', '-n', '--stats', '--exact');
+  const sl = await slow.ipvsadm('-L', '-n', '--stats', '--exact');
+  t.equal(fl.out, sl.out, 'identical counters');
+  t.equal(connDump(fast), connDump(slow), 'identical connection records');
 });
