@@ -676,7 +676,9 @@ export const TUN_DECAP_USAGE = `usage: ulvs tun-decap [--iface IF]... [--tun NAM
   Decapsulates IPIP/SIT/GRE/GUE packets sent to this host (as IPVS -i tunnelling does) into a TUN
   device, for real servers without the kernel tunnel modules. Put the VIP on lo (as for DR) and
   set arp_ignore=1 / arp_announce=2. Consecutive TCP segments of a flow are merged into one
-  write, as GRO would (--no-merge: one write per packet). Runs until SIGINT/SIGTERM.`;
+  write, as GRO would (--no-merge: one write per packet). A GUE UDP GSO super-frame (what a
+  director with --tun-type gue --tun-remcsum sends for a TCP super-frame) is split into its GUE
+  packets here. SIGUSR1 prints the counters; runs until SIGINT/SIGTERM, then prints them.`;
 
 /** Parses the command line of `ulvs tun-decap`; throws with the usage on errors. */
 export function parseTunDecapArgs(argv: string[]): TunDecapOptions {
