@@ -35,13 +35,15 @@
  * but for the outer IPv4 ID: one per segment, numbered from the part's. No allocation.
  */
 import type { PacketInfo } from '../packet/info.js';
-import { csumFold, pseudoSum, setIpv4HeaderChecksum, setPartialL4Checksum } from '../packet/checksum.js';
+import { setPartialL4Checksum } from '../packet/checksum.js';
 import { SegmentTemplate } from './gso-segment.js';
 import { GSO_UDP_L4, SEG_GAP } from '../io/batch.js';
 import { TUN_GUE, TUN_F_REMCSUM } from '../svc/types.js';
-import { type TunnelEncap, type TunnelTarget, ecnEncapsulate } from './tunnel.js';
 import {
-  XMIT_ERROR, XMIT_OK, ipDsfield, partialCsumOffset, writeAddr, writeEthHeader, type XmitResult,
+  type TunnelEncap, type TunnelTarget, ecnEncapsulate, writeGueHeader, writeOuterIp, writeUdpHeader, writeUdpPseudoSum,
+} from './tunnel.js';
+import {
+  XMIT_ERROR, XMIT_OK, ipDsfield, partialCsumOffset, writeEthHeader, type XmitResult,
 } from './common.js';
 
 /** GUE header (4) + private flags word (4) + remote checksum option (4): GUE_LEN_PRIV + GUE_PLEN_REMCSUM. */
@@ -113,12 +115,7 @@ export function gueXmitUdpGso(
     segTemplate.build(buf, l3k, k, n, pay);
     // The pseudo-header sum only: the receiver completes it (remote checksum offload).
     setPartialL4Checksum(buf, af, l3k, proto, l4k, thl + pay);
-    // GUE version 0, hlen 2 words, inner protocol, flags: private; private flags: REMCSUM; then
-    // csum start and start + offset, relative to the inner IP header (ipvs_gue_encap).
-    buf[g] = (GUE_REMCSUM_HDR - 4) >>> 2; buf[g + 1] = innerProto; buf[g + 2] = 0; buf[g + 3] = 1;
-    buf[g + 4] = 0x80; buf[g + 5] = 0; buf[g + 6] = 0; buf[g + 7] = 0;
-    buf[g + 8] = l4rel >>> 8; buf[g + 9] = l4rel & 0xff;
-    buf[g + 10] = csumAt >>> 8; buf[g + 11] = csumAt & 0xff;
+    writeGueHeader(buf, g, innerProto, l4rel, csumAt);
     if (j === 0) {
       const chunks = part === parts - 1 ? lastPartChunks : perPart;
       const last = part === parts - 1 ? lastPay : gsoSize;
@@ -154,33 +151,9 @@ function writeOuter(
   const outer = start + (tgt.vlanTci >= 0 ? 18 : 14);
   const u = outer + (tgt.af === 4 ? 20 : 40);
   const udpLen = 8 + ulen;
-  if (tgt.af === 4) {
-    const total = 20 + udpLen;
-    buf[outer] = 0x45;
-    buf[outer + 1] = ds;
-    buf[outer + 2] = total >>> 8; buf[outer + 3] = total & 0xff;
-    const id = df ? 0 : tun.reserveIpIds(chunks);
-    buf[outer + 4] = id >>> 8; buf[outer + 5] = id & 0xff;
-    buf[outer + 6] = df ? 0x40 : 0; buf[outer + 7] = 0;
-    buf[outer + 8] = ttl;
-    buf[outer + 9] = 17;
-    writeAddr(buf, outer + 12, 4, tgt.saddr);
-    writeAddr(buf, outer + 16, 4, tgt.daddr);
-    setIpv4HeaderChecksum(buf, outer);
-  } else {
-    buf[outer] = 0x60 | (ds >>> 4);
-    buf[outer + 1] = (ds & 0x0f) << 4;
-    buf[outer + 2] = 0; buf[outer + 3] = 0;
-    buf[outer + 4] = udpLen >>> 8; buf[outer + 5] = udpLen & 0xff;
-    buf[outer + 6] = 17;
-    buf[outer + 7] = ttl;
-    writeAddr(buf, outer + 8, 6, tgt.saddr);
-    writeAddr(buf, outer + 24, 6, tgt.daddr);
-  }
-  buf[u] = sport >>> 8; buf[u + 1] = sport & 0xff;
-  buf[u + 2] = tgt.port >>> 8; buf[u + 3] = tgt.port & 0xff;
-  buf[u + 4] = udpLen >>> 8; buf[u + 5] = udpLen & 0xff;
-  const c = csumFold(pseudoSum(tgt.af, tgt.saddr, tgt.daddr, 17, udpLen));
-  buf[u + 6] = c >>> 8; buf[u + 7] = c & 0xff;
+  writeOuterIp(buf, outer, tgt, 17, udpLen, ds, ttl, df ? 0 : tun.reserveIpIds(chunks), df);
+  // Only the UDP header: each chunk carries its own GUE header (written by the caller).
+  writeUdpHeader(buf, u, sport, tgt.port, udpLen);
+  writeUdpPseudoSum(buf, u, tgt, udpLen);
   writeEthHeader(buf, outer, tgt.l2, tgt.vlanTci, tgt.af === 4 ? 0x0800 : 0x86dd);
 }

@@ -111,9 +111,69 @@ function finishUdpChecksum(buf: Uint8Array, udp: number, tgt: TunnelTarget, ulen
 }
 
 /** The outer UDP checksum field left partial: the folded pseudo-header sum, for the backend to finish. */
-function writeUdpPseudoSum(buf: Uint8Array, udp: number, tgt: TunnelTarget, ulen: number): void {
+export function writeUdpPseudoSum(buf: Uint8Array, udp: number, tgt: TunnelTarget, ulen: number): void {
   const c = csumFold(pseudoSum(tgt.af, tgt.saddr, tgt.daddr, 17, ulen));
   buf[udp + 6] = c >>> 8; buf[udp + 7] = c & 0xff;
+}
+
+/**
+ * The outer IPv4 or IPv6 header at buf[outer] (c.3), `payloadLen` bytes of protocol `proto`
+ * behind it: DS field `ds` (ecnEncapsulate'd), TTL / hop limit `ttl`; IPv4: ID `id`, DF as `df`,
+ * header checksum. Shared by every tunnel transmitter (tunnel.ts encap, gue-gso.ts).
+ */
+export function writeOuterIp(
+  buf: Uint8Array, outer: number, tgt: TunnelTarget, proto: number, payloadLen: number,
+  ds: number, ttl: number, id: number, df: boolean,
+): void {
+  if (tgt.af === 4) {
+    const total = 20 + payloadLen;
+    buf[outer] = 0x45;
+    buf[outer + 1] = ds;
+    buf[outer + 2] = total >>> 8; buf[outer + 3] = total & 0xff;
+    buf[outer + 4] = id >>> 8; buf[outer + 5] = id & 0xff;
+    buf[outer + 6] = df ? 0x40 : 0; buf[outer + 7] = 0;
+    buf[outer + 8] = ttl;
+    buf[outer + 9] = proto;
+    writeAddr(buf, outer + 12, 4, tgt.saddr);
+    writeAddr(buf, outer + 16, 4, tgt.daddr);
+    setIpv4HeaderChecksum(buf, outer);
+  } else {
+    buf[outer] = 0x60 | (ds >>> 4);
+    buf[outer + 1] = (ds & 0x0f) << 4;
+    buf[outer + 2] = 0; buf[outer + 3] = 0;
+    buf[outer + 4] = payloadLen >>> 8; buf[outer + 5] = payloadLen & 0xff;
+    buf[outer + 6] = proto;
+    buf[outer + 7] = ttl;
+    writeAddr(buf, outer + 8, 6, tgt.saddr);
+    writeAddr(buf, outer + 24, 6, tgt.daddr);
+  }
+}
+
+/** A UDP header at buf[u]: ports, length `ulen`, checksum 0 (set after, if any). */
+export function writeUdpHeader(buf: Uint8Array, u: number, sport: number, dport: number, ulen: number): void {
+  buf[u] = sport >>> 8; buf[u + 1] = sport & 0xff;
+  buf[u + 2] = dport >>> 8; buf[u + 3] = dport & 0xff;
+  buf[u + 4] = ulen >>> 8; buf[u + 5] = ulen & 0xff;
+  buf[u + 6] = 0; buf[u + 7] = 0;
+}
+
+/**
+ * A GUE header at buf[g] (ipvs_gue_encap): version 0, the inner protocol (4 or 41); with
+ * `remStart` >= 0 the private flag and the remote checksum option: csum start and the checksum
+ * field's place, both relative to the inner IP header (the end of the GUE header).
+ */
+export function writeGueHeader(buf: Uint8Array, g: number, innerProto: number, remStart: number, remAt: number): void {
+  const remcsum = remStart >= 0;
+  // version 0, control 0, hlen = option words; proto/ctype = inner protocol
+  buf[g] = remcsum ? GUE_REMCSUM_OPTLEN >>> 2 : 0;
+  buf[g + 1] = innerProto;
+  buf[g + 2] = 0;
+  buf[g + 3] = remcsum ? 1 : 0; // GUE_FLAG_PRIV
+  if (remcsum) {
+    buf[g + 4] = 0x80; buf[g + 5] = 0; buf[g + 6] = 0; buf[g + 7] = 0; // GUE_PFLAG_REMCSUM
+    buf[g + 8] = remStart >>> 8; buf[g + 9] = remStart & 0xff;
+    buf[g + 10] = remAt >>> 8; buf[g + 11] = remAt & 0xff;
+  }
 }
 
 function mix(h: number, k: number): number {
@@ -216,26 +276,10 @@ export class TunnelEncap {
 
     const e = l3 - encLen;
     if (tgt.type === TUN_GUE) {
-      const ulen = encLen + innerLen;
-      const sport = this.sourcePort(info);
-      buf[e] = sport >>> 8; buf[e + 1] = sport & 0xff;
-      buf[e + 2] = tgt.port >>> 8; buf[e + 3] = tgt.port & 0xff;
-      buf[e + 4] = ulen >>> 8; buf[e + 5] = ulen & 0xff;
-      buf[e + 6] = 0; buf[e + 7] = 0;
-      const g = e + 8;
-      // version 0, control 0, hlen = option words; proto/ctype = inner protocol
-      buf[g] = remcsum ? GUE_REMCSUM_OPTLEN >>> 2 : 0;
-      buf[g + 1] = innerProto;
-      buf[g + 2] = 0;
-      buf[g + 3] = remcsum ? 1 : 0; // GUE_FLAG_PRIV
-      if (remcsum) {
-        buf[g + 4] = 0x80; buf[g + 5] = 0; buf[g + 6] = 0; buf[g + 7] = 0; // GUE_PFLAG_REMCSUM
-        // csum_start relative to the end of the GUE header (= inner IP header), then start + csum_offset
-        const start = info.l4Off - l3;
-        const csumAt = start + partialCsumOffset(info.proto);
-        buf[g + 8] = start >>> 8; buf[g + 9] = start & 0xff;
-        buf[g + 10] = csumAt >>> 8; buf[g + 11] = csumAt & 0xff;
-      }
+      // csum_start relative to the end of the GUE header (= inner IP header), then start + csum_offset
+      const start = remcsum ? info.l4Off - l3 : -1;
+      writeUdpHeader(buf, e, this.sourcePort(info), tgt.port, encLen + innerLen);
+      writeGueHeader(buf, e + 8, innerProto, start, start + partialCsumOffset(info.proto));
       proto = 17;
     } else if (tgt.type === TUN_GRE) {
       const csum = (tgt.flags & TUN_F_CSUM) !== 0;
@@ -251,30 +295,7 @@ export class TunnelEncap {
       proto = 47;
     }
 
-    const total = outerLen + encLen + innerLen;
-    if (tgt.af === 4) {
-      buf[outer] = 0x45;
-      buf[outer + 1] = ds;
-      buf[outer + 2] = total >>> 8; buf[outer + 3] = total & 0xff;
-      const id = df ? 0 : this.nextIpId();
-      buf[outer + 4] = id >>> 8; buf[outer + 5] = id & 0xff;
-      buf[outer + 6] = df ? 0x40 : 0; buf[outer + 7] = 0;
-      buf[outer + 8] = ttl;
-      buf[outer + 9] = proto;
-      writeAddr(buf, outer + 12, 4, tgt.saddr);
-      writeAddr(buf, outer + 16, 4, tgt.daddr);
-      setIpv4HeaderChecksum(buf, outer);
-    } else {
-      const plen = encLen + innerLen;
-      buf[outer] = 0x60 | (ds >>> 4);
-      buf[outer + 1] = (ds & 0x0f) << 4;
-      buf[outer + 2] = 0; buf[outer + 3] = 0;
-      buf[outer + 4] = plen >>> 8; buf[outer + 5] = plen & 0xff;
-      buf[outer + 6] = proto;
-      buf[outer + 7] = ttl;
-      writeAddr(buf, outer + 8, 6, tgt.saddr);
-      writeAddr(buf, outer + 24, 6, tgt.daddr);
-    }
+    writeOuterIp(buf, outer, tgt, proto, encLen + innerLen, ds, ttl, df ? 0 : this.nextIpId(), df);
     writeEthHeader(buf, outer, tgt.l2, tgt.vlanTci, tgt.af === 4 ? 0x0800 : 0x86dd);
     res.off = ethStart;
     res.len = l3 + innerLen - ethStart;
