@@ -11,14 +11,15 @@ import { renderReport, runWireBench, type WireBenchOptions } from '../lab/bench/
 const USAGE = `Usage: ulvs bench wire [options]
 
 Builds a lab (client, director, two real servers), drives each workload through
-each path, prints medians and the ratios of the ulvs paths to the baselines, and
+each path, prints medians and the ratios of the ulvs paths to the baselines (of the
+medians, and the median of the per-round ratios, which cancels slow drift), and
 removes the lab. Needs root. The default run takes 6-9 minutes.
 
 Paths:     ${PATHS.join(', ')}
 Workloads: ${WORKLOADS.join(', ')}
 
 Options:
-  --json               print the report as JSON (results, ratios, settings, machine)
+  --json               print the report as JSON (results, ratios, pairedRatios, settings, machine)
   --runs N             runs per path and workload; medians are reported (default 3)
   --seconds S          seconds per run (default 4)
   --paths A,B,...      only these paths (default all)

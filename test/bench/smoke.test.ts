@@ -60,6 +60,8 @@ t.test('ulvs bench wire --smoke: every path carries every workload it can, and t
   t.ok(nat, 'ulvs-nat/kernel-dnat ratios');
   t.same(Object.keys(nat ?? {}).sort(), [...WORKLOADS].sort());
   for (const w of WORKLOADS) t.type(nat?.[w], 'number', `ratio for ${w}`);
+  const paired = rep.pairedRatios['ulvs-nat/kernel-dnat'];
+  for (const w of WORKLOADS) t.equal(paired?.[w], nat?.[w], `one round: the per-round ratio for ${w} is the ratio of medians`);
   t.match(rep.settings.offload, /on/);
   t.ok(rep.settings.daemonArgs.includes('--vnet-hdr'), 'offloads on: the daemon keeps super-frames whole');
   const left = readdirSync('/var/run/netns').filter((n) => n.startsWith(`ulvs-${r.pid}-`));

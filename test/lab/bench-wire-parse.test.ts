@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { median, parseIperfTcp, parseIperfUdp, parseWrk, workloadCommand } from '../../src/lab/bench/workloads.js';
-import { computeRatios, ratioPairs, renderReport, type WireReport, type WireResult } from '../../src/lab/bench/wire-bench.js';
+import { computePairedRatios, computeRatios, ratioPairs, renderReport, type WireReport, type WireResult } from '../../src/lab/bench/wire-bench.js';
 import { ULVS_FORWARDING, benchDnatRuleset, haproxyConfig, ulvsRules } from '../../src/lab/bench/paths.js';
 import { restoreSaveText } from '../../src/ctl/restore-file.js';
 import { numericResolver } from '../../src/cli/ipvsadm/resolver.js';
@@ -80,17 +80,35 @@ t.test('ratios: each ulvs path against each baseline, DR/TUN against NAT', async
     'ulvs-dr/ulvs-nat': { 'http-close': 1.25, 'udp-64': null },
   });
   const rep: WireReport = {
-    results, ratios,
+    results, ratios, pairedRatios: computePairedRatios(results, ['kernel-dnat', 'ulvs-nat', 'ulvs-dr'], ['http-close', 'udp-64']),
     settings: { runs: 3, seconds: 4, offload: 'off', realServers: 'nginx', wrk: 'wrk', daemonArgs: [], drReplies: 'straight to the client', paths: ['kernel-dnat', 'ulvs-nat', 'ulvs-dr'], workloads: ['http-close', 'udp-64'] },
     machine: { cpus: 2, cpuModel: 'cpu', kernel: 'k', node: 'v20', loadavgStart: [1], loadavgEnd: [1] },
     elapsedSeconds: 1,
   };
   const text = renderReport(rep);
   t.match(text, /^http-close\s+10,000\s+12,000\s+15,000\s+req\/s$/m);
+  t.match(text, /^ratio \(of medians\)\s+http-close\s+udp-64$/m);
   t.match(text, /^ulvs-nat\/kernel-dnat\s+1\.20x\s+-$/m);
+  t.match(text, /^ratio \(median per round\)\s+http-close\s+udp-64$/m, 'the per-round ratios follow');
   t.match(text, /^DR\/TUN replies: straight to the client$/m, 'the report says how DR/TUN replies travel');
   t.notMatch(renderReport({ ...rep, settings: { ...rep.settings, paths: ['kernel-dnat', 'ulvs-nat'] } }), /DR\/TUN replies/,
     'not when no DR/TUN path ran');
+});
+
+t.test('paired ratios: the median of per-round ratios, rounds where either path failed left out', async (t) => {
+  const row = (path: WireResult['path'], runs: Array<number | null>): WireResult =>
+    ({ path, workload: 'http-close', value: null, unit: 'req/s', runs, notes: [] });
+  // The machine drifts: round 2 is slow for both paths. The ratio of medians (9000 / 7641)
+  // mixes rounds; the per-round ratios are 0.96, 1.23, 1.04.
+  const drift = [row('kernel-dnat', [9758, 7641, 7861]), row('ulvs-nat', [9328, 9364, 8166])];
+  t.same(computePairedRatios(drift, ['kernel-dnat', 'ulvs-nat'], ['http-close']),
+    { 'ulvs-nat/kernel-dnat': { 'http-close': 1.039 } });
+  const failed = [row('kernel-dnat', [100, null, 100, 100]), row('ulvs-nat', [50, 80, null, 90])];
+  t.same(computePairedRatios(failed, ['kernel-dnat', 'ulvs-nat'], ['http-close']),
+    { 'ulvs-nat/kernel-dnat': { 'http-close': 0.7 } }, 'rounds 2 and 3 are left out: median of 0.5 and 0.9');
+  const none = [row('kernel-dnat', [null, 100]), row('ulvs-nat', [50])];
+  t.same(computePairedRatios(none, ['kernel-dnat', 'ulvs-nat'], ['http-close']),
+    { 'ulvs-nat/kernel-dnat': { 'http-close': null } }, 'no round with both: null');
 });
 
 t.test('what the paths install', async (t) => {

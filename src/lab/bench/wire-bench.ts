@@ -2,7 +2,11 @@
  * `ulvs bench wire`: every path × every workload through one namespace lab, in
  * rounds (round r runs every path once), so slow drifts of this shared machine
  * hit all paths alike; each (path, workload) reports the median of its runs and
- * the ulvs paths are set against the baselines as ratios of medians.
+ * the ulvs paths are set against the baselines as ratios of medians, and as the
+ * median of the per-round ratios (`pairedRatios`): two paths measured seconds
+ * apart in one round share the machine's phase of the moment, which on this shared
+ * VM moves by ±30 % from minute to minute, so pairing them by round cancels the
+ * slow part of that drift that a ratio of medians keeps.
  *
  * One lab for the whole run: client (c0 towards the director, c1 straight onto
  * the bridge for `direct`), director (a plain router between paths), two real
@@ -49,7 +53,7 @@ export interface WireResult {
   /** Median of the successful runs, or null when none succeeded or the path cannot carry the workload. */
   value: number | null;
   unit: string;
-  /** Every run's value in order (null = failed). */
+  /** Every run's value, one per round in round order (null = failed, also when the path failed to set up). */
   runs: Array<number | null>;
   /** Why a value is missing, and what went wrong in any run. */
   notes: string[];
@@ -59,6 +63,8 @@ export interface WireReport {
   results: WireResult[];
   /** "a/b" → workload → median(a) / median(b). */
   ratios: Record<string, Partial<Record<Workload, number | null>>>;
+  /** "a/b" → workload → median over the rounds where both ran of run(a) / run(b). */
+  pairedRatios: Record<string, Partial<Record<Workload, number | null>>>;
   settings: {
     runs: number;
     seconds: number;
@@ -96,6 +102,32 @@ export function computeRatios(results: readonly WireResult[], paths: readonly Pa
       const va = value(a, w);
       const vb = value(b, w);
       row[w] = va !== null && vb !== null && vb > 0 ? Math.round((va / vb) * 1000) / 1000 : null;
+    }
+    ratios[`${a}/${b}`] = row;
+  }
+  return ratios;
+}
+
+/**
+ * The median of the per-round ratios a/b for each ratio pair and workload: `runs[i]` of both
+ * paths come from round i (runWireBench keeps them aligned), rounds where either failed are left out.
+ */
+export function computePairedRatios(results: readonly WireResult[], paths: readonly PathName[], workloads: readonly Workload[]): WireReport['pairedRatios'] {
+  const runsOf = (p: PathName, w: Workload) => results.find((r) => r.path === p && r.workload === w)?.runs ?? [];
+  const ratios: WireReport['pairedRatios'] = {};
+  for (const [a, b] of ratioPairs(paths)) {
+    const row: Partial<Record<Workload, number | null>> = {};
+    for (const w of workloads) {
+      const ra = runsOf(a, w);
+      const rb = runsOf(b, w);
+      const each: number[] = [];
+      for (let i = 0; i < Math.min(ra.length, rb.length); i++) {
+        const va = ra[i];
+        const vb = rb[i];
+        if (va !== null && va !== undefined && vb !== null && vb !== undefined && vb > 0) each.push(va / vb);
+      }
+      const m = median(each);
+      row[w] = m === null ? null : Math.round(m * 1000) / 1000;
     }
     ratios[`${a}/${b}`] = row;
   }
@@ -209,6 +241,11 @@ export async function runWireBench(o: WireBenchOptions = {}): Promise<WireReport
           }
         } catch (e) {
           for (const w of workloads) note(name, w, `path failed: ${(e as Error).message.split('\n')[0]}`);
+          // One entry per round: the workloads this round did not reach count as failed runs.
+          for (const w of workloads) {
+            const row = results.get(`${name} ${w}`)!;
+            if (!path.unsupported(w) && row.runs.length === round) row.runs.push(null);
+          }
           log(`  ${name} failed: ${(e as Error).message.split('\n')[0]}`);
         } finally {
           await path.teardown(ctx).catch(() => undefined);
@@ -230,6 +267,7 @@ export async function runWireBench(o: WireBenchOptions = {}): Promise<WireReport
   return {
     results: rows,
     ratios: computeRatios(rows, paths, workloads),
+    pairedRatios: computePairedRatios(rows, paths, workloads),
     settings: {
       runs, seconds,
       offload: offload
@@ -264,7 +302,7 @@ export function renderReport(rep: WireReport): string {
   const value = (p: PathName, w: Workload) => rep.results.find((r) => r.path === p && r.workload === w)?.value ?? null;
   const head = ['workload', ...paths, 'unit'];
   const body = workloads.map((w) => [w, ...paths.map((p) => fmt(value(p, w))), WORKLOAD_UNIT[w]]);
-  const ratioRows = Object.entries(rep.ratios).map(([k, row]) => [k, ...workloads.map((w) => {
+  const ratioRows = (ratios: WireReport['ratios']) => Object.entries(ratios).map(([k, row]) => [k, ...workloads.map((w) => {
     const v = row[w];
     return v === null || v === undefined ? '-' : `${v.toFixed(2)}x`;
   })]);
@@ -279,9 +317,11 @@ export function renderReport(rep: WireReport): string {
   }
   lines.push('');
   lines.push(...columns([head, ...body]));
-  if (ratioRows.length) {
+  for (const [title, ratios] of [['ratio (of medians)', rep.ratios], ['ratio (median per round)', rep.pairedRatios]] as const) {
+    const rows = ratioRows(ratios);
+    if (rows.length === 0) continue;
     lines.push('');
-    lines.push(...columns([['ratio', ...workloads], ...ratioRows]));
+    lines.push(...columns([[title, ...workloads], ...rows]));
   }
   const notes = rep.results.filter((r) => r.notes.length);
   if (notes.length) {
