@@ -93,19 +93,31 @@ export function ratioPairs(paths: readonly PathName[]): Array<[PathName, PathNam
   return pairs;
 }
 
-export function computeRatios(results: readonly WireResult[], paths: readonly PathName[], workloads: readonly Workload[]): WireReport['ratios'] {
-  const value = (p: PathName, w: Workload) => results.find((r) => r.path === p && r.workload === w)?.value ?? null;
-  const ratios: WireReport['ratios'] = {};
+/** One ratio table: for each ratio pair "a/b" and workload, `cell(a, b, w)` rounded to 3 decimals (null: none). */
+function ratioTable(paths: readonly PathName[], workloads: readonly Workload[],
+  cell: (a: PathName, b: PathName, w: Workload) => number | null): WireReport['ratios'] {
+  const table: WireReport['ratios'] = {};
   for (const [a, b] of ratioPairs(paths)) {
     const row: Partial<Record<Workload, number | null>> = {};
     for (const w of workloads) {
-      const va = value(a, w);
-      const vb = value(b, w);
-      row[w] = va !== null && vb !== null && vb > 0 ? Math.round((va / vb) * 1000) / 1000 : null;
+      const r = cell(a, b, w);
+      row[w] = r === null ? null : Math.round(r * 1000) / 1000;
     }
-    ratios[`${a}/${b}`] = row;
+    table[`${a}/${b}`] = row;
   }
-  return ratios;
+  return table;
+}
+
+const resultOf = (results: readonly WireResult[], p: PathName, w: Workload): WireResult | undefined =>
+  results.find((r) => r.path === p && r.workload === w);
+
+/** median(a) / median(b) for each ratio pair and workload. */
+export function computeRatios(results: readonly WireResult[], paths: readonly PathName[], workloads: readonly Workload[]): WireReport['ratios'] {
+  return ratioTable(paths, workloads, (a, b, w) => {
+    const va = resultOf(results, a, w)?.value ?? null;
+    const vb = resultOf(results, b, w)?.value ?? null;
+    return va !== null && vb !== null && vb > 0 ? va / vb : null;
+  });
 }
 
 /**
@@ -113,25 +125,17 @@ export function computeRatios(results: readonly WireResult[], paths: readonly Pa
  * paths come from round i (runWireBench keeps them aligned), rounds where either failed are left out.
  */
 export function computePairedRatios(results: readonly WireResult[], paths: readonly PathName[], workloads: readonly Workload[]): WireReport['pairedRatios'] {
-  const runsOf = (p: PathName, w: Workload) => results.find((r) => r.path === p && r.workload === w)?.runs ?? [];
-  const ratios: WireReport['pairedRatios'] = {};
-  for (const [a, b] of ratioPairs(paths)) {
-    const row: Partial<Record<Workload, number | null>> = {};
-    for (const w of workloads) {
-      const ra = runsOf(a, w);
-      const rb = runsOf(b, w);
-      const each: number[] = [];
-      for (let i = 0; i < Math.min(ra.length, rb.length); i++) {
-        const va = ra[i];
-        const vb = rb[i];
-        if (va !== null && va !== undefined && vb !== null && vb !== undefined && vb > 0) each.push(va / vb);
-      }
-      const m = median(each);
-      row[w] = m === null ? null : Math.round(m * 1000) / 1000;
+  return ratioTable(paths, workloads, (a, b, w) => {
+    const ra = resultOf(results, a, w)?.runs ?? [];
+    const rb = resultOf(results, b, w)?.runs ?? [];
+    const each: number[] = [];
+    for (let i = 0; i < Math.min(ra.length, rb.length); i++) {
+      const va = ra[i];
+      const vb = rb[i];
+      if (va !== null && va !== undefined && vb !== null && vb !== undefined && vb > 0) each.push(va / vb);
     }
-    ratios[`${a}/${b}`] = row;
-  }
-  return ratios;
+    return median(each);
+  });
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
